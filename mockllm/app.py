@@ -1,0 +1,374 @@
+"""
+The Klein application: :class:`MockLLM` holds all server state and its routes.
+
+Flow per completion request: validate the body and the controls, resolve a
+:class:`~mockllm.plan.Plan` (request controls > scenario > configuration),
+wait the delay on the injected clock, then answer with an error, a JSON body
+or an :class:`~mockllm.sse.EventStream`.  Every path returns bytes or a
+Deferred; none blocks, and a client that goes away cancels whatever is
+pending (Klein cancels the route's Deferred).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from http import HTTPStatus
+from dataclasses import replace
+from typing import Any, Callable, Iterable, Protocol
+
+from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from mockllm import content, wire
+from mockllm.caller import Caller, caller_key
+from mockllm.config import Config
+from mockllm.errors import APIError, invalid_request, status_error
+from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, Exchange, ExchangeObserver
+from mockllm.plan import ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
+from mockllm.sse import EventStream, pauses_for
+from mockllm.validation import (
+    CompletionRequest,
+    control_lookup,
+    parse_chat,
+    parse_controls,
+    parse_json_object,
+    parse_stream_flag,
+    parse_text,
+)
+
+OPENAI_VERSION = b"2020-10-01"
+JSON = b"application/json"
+EVENT_STREAM = b"text/event-stream; charset=utf-8"
+
+
+class ScenarioChooser(Protocol):
+    """Picks the scenario layer of a request's plan."""
+
+    def plan(self, request: CompletionRequest, caller: Caller) -> tuple[str, PlanPart]:
+        """The scenario's name and its opinion on this request."""
+
+
+class NoScenario:
+    """The scenario layer when none is configured: no opinion on anything."""
+
+    def plan(self, request: CompletionRequest, caller: Caller) -> tuple[str, PlanPart]:
+        """Always ``("default", PlanPart())``."""
+        return "default", PlanPart()
+
+
+def _no_identity(request: IRequest) -> None:
+    return None
+
+
+class MockLLM:
+    """The mock OpenAI API: routes plus the state they share."""
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        clock: IReactorTime,
+        rng: random.Random | None = None,
+        scenarios: ScenarioChooser | None = None,
+        identify: Callable[[IRequest], dict[str, Any] | None] = _no_identity,
+        observers: Iterable[ExchangeObserver] = (),
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self.scenarios = scenarios if scenarios is not None else NoScenario()
+        self.identify = identify
+        self.observers = list(observers)
+        self._models = frozenset(config.models.available)
+        self._model_list = wire.dumps(wire.model_list(config.models.available))
+        responses = config.responses
+        self._config_layer = PlanPart(
+            delay=responses.default_delay_ms / 1000,
+            timing=StreamTiming(inter_token=responses.stream_interval_ms / 1000),
+        )
+
+    def resource(self):
+        """The ``twisted.web`` resource serving this app."""
+        return self.app.resource()
+
+    # --- every response ------------------------------------------------------
+
+    def _begin(self, request: IRequest) -> Exchange:
+        """Stamp the common headers and start the request's :class:`Exchange`."""
+        request_id = "req_" + secrets.token_hex(16)
+        request.setHeader(b"x-request-id", request_id.encode("ascii"))
+        request.setHeader(b"openai-version", OPENAI_VERSION)
+        peer = request.getClientAddress()
+        ex = Exchange(
+            request_id=request_id,
+            started=self.clock.seconds(),
+            method=request.method.decode("ascii", "replace"),
+            path=request.path.decode("utf-8", "replace"),
+            query=request.uri.partition(b"?")[2].decode("utf-8", "replace"),
+            client=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}",
+            headers=[
+                (k.decode("latin-1"), v.decode("latin-1"))
+                for k, vs in request.requestHeaders.getAllRawHeaders()
+                for v in vs
+            ],
+            body=b"",
+        )
+        if self.observers:
+            for observer in self.observers:
+                observer.exchange_started(ex)
+            request.notifyFinish().addBoth(self._finished, ex)
+        return ex
+
+    def _finished(self, result: object, ex: Exchange) -> None:
+        ex.finished_at = self.clock.seconds()
+        if isinstance(result, Failure) and ex.outcome is None:
+            ex.outcome = DISCONNECTED
+        elif ex.outcome is None:
+            ex.outcome = COMPLETED
+        for observer in self.observers:
+            observer.exchange_finished(ex)
+
+    def _headers_out(self, request: IRequest, ex: Exchange, status: int, content_type: bytes) -> None:
+        now = self.clock.seconds()
+        ex.status = status
+        ex.first_byte_at = now
+        request.setResponseCode(status, _phrase(status))
+        request.setHeader(b"content-type", content_type)
+        request.setHeader(b"openai-processing-ms", b"%d" % round((now - ex.started) * 1000))
+
+    def _json(self, request: IRequest, ex: Exchange, status: int, body: bytes) -> bytes:
+        self._headers_out(request, ex, status, JSON)
+        request.setHeader(b"content-length", b"%d" % len(body))
+        ex.response_body = body
+        return body
+
+    def _error(self, request: IRequest, ex: Exchange, error: APIError) -> bytes:
+        for name, value in error.headers or self._default_error_headers(error.status):
+            request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+        return self._json(request, ex, error.status, wire.dumps(error.body()))
+
+    def _default_error_headers(self, status: int) -> tuple[tuple[str, str], ...]:
+        if status != 429:
+            return ()
+        return rate_limit_headers(1.0)
+
+    # --- routes ----------------------------------------------------------------
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request: IRequest) -> bytes:
+        """``{"status": "healthy"}``."""
+        ex = self._begin(request)
+        return self._json(request, ex, 200, b'{"status":"healthy"}')
+
+    @app.route("/v1/models", methods=["GET"])
+    def models(self, request: IRequest) -> bytes:
+        """The configured models, as ``GET /v1/models`` lists them."""
+        ex = self._begin(request)
+        return self._json(request, ex, 200, self._model_list)
+
+    @app.route("/v1/models/<path:model_id>", methods=["GET"])
+    def model(self, request: IRequest, model_id: str) -> bytes:
+        """One model, or the real API's 404 for a model it does not have."""
+        ex = self._begin(request)
+        if model_id not in self._models:
+            return self._error(request, ex, model_not_found(model_id, None))
+        return self._json(request, ex, 200, wire.dumps(wire.model_object(model_id)))
+
+    @app.route("/v1/chat/completions", methods=["POST"])
+    def chat_completions(self, request: IRequest) -> bytes | Deferred:
+        """``POST /v1/chat/completions``, streamed or not, with the seed's failure controls."""
+        return self._complete(request, parse_chat)
+
+    @app.route("/v1/completions", methods=["POST"])
+    def completions(self, request: IRequest) -> bytes | Deferred:
+        """The legacy ``POST /v1/completions``, streamed or not."""
+        return self._complete(request, parse_text)
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure: Failure) -> bytes:
+        """Unknown paths get the real API's ``Invalid URL`` 404."""
+        ex = self._begin(request)
+        method = request.method.decode("ascii", "replace")
+        message = f"Invalid URL ({method} {ex.path})"
+        return self._error(request, ex, APIError(404, message, "invalid_request_error"))
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self, request: IRequest, failure: Failure) -> bytes:
+        """A known path with the wrong method: 405 with ``Allow``, OpenAI-shaped."""
+        ex = self._begin(request)
+        allowed = ", ".join(failure.value.valid_methods or ())
+        request.setHeader(b"allow", allowed.encode("ascii"))
+        method = request.method.decode("ascii", "replace")
+        message = f"Method {method} is not allowed for {ex.path}; use {allowed}."
+        return self._error(request, ex, APIError(405, message, "invalid_request_error"))
+
+    # --- completions -------------------------------------------------------------
+
+    def _complete(self, request: IRequest, parse: Callable[[dict], CompletionRequest]) -> bytes | Deferred:
+        ex = self._begin(request)
+        raw = request.content.read()
+        ex.body = raw
+        try:
+            creq, caller, controls = self._validate(request, raw, parse)
+            ex.key = caller.key
+            ex.identity = caller.identity
+            ex.stream = creq.stream
+            ex.scenario, scenario_part = self.scenarios.plan(creq, caller)
+        except APIError as error:
+            ex.error = error.message
+            return self._error(request, ex, error)
+        plan = resolve(controls, scenario_part, self._config_layer)
+        ex.fault = plan.fault_name
+        if plan.delay > 0:
+            return deferLater(self.clock, plan.delay, self._answer, request, ex, creq, plan)
+        return self._answer(request, ex, creq, plan)
+
+    def _validate(
+        self, request: IRequest, raw: bytes, parse: Callable[[dict], CompletionRequest]
+    ) -> tuple[CompletionRequest, Caller, PlanPart]:
+        """Check the body and the controls; raise :class:`APIError` for the first problem."""
+        responses = self.config.responses
+        lookup = control_lookup(request.args, request.requestHeaders)
+        controls = parse_controls(lookup, responses.max_delay_ms, responses.timeout_ms / 1000)
+        stream_flag = parse_stream_flag(lookup("stream"))
+        retry_after = lookup("retry_after")
+        creq = parse(parse_json_object(raw))
+        if stream_flag is not None and stream_flag != creq.stream:
+            creq = replace(creq, stream=stream_flag)
+        if creq.model not in self._models:
+            raise model_not_found(creq.model, "model")
+        if creq.stream and not responses.streaming_enabled:
+            raise invalid_request("Streaming is disabled on this server.", "stream", "unsupported_value")
+        if retry_after is not None and isinstance(controls.fault, StatusFault):
+            controls = replace(controls, fault=_with_retry_after(controls.fault, retry_after))
+        identity = self.identify(request)
+        peer = request.getClientAddress()
+        explicit_key = request.getHeader(b"x-mock-key")
+        caller = Caller(
+            key=caller_key(explicit_key, identity, getattr(peer, "host", "?")),
+            address=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}",
+            identity=identity,
+            scenario=request.getHeader(b"x-mock-scenario"),
+        )
+        return creq, caller, controls
+
+    def _answer(self, request: IRequest, ex: Exchange, creq: CompletionRequest, plan: Plan) -> bytes | Deferred:
+        """After the delay: the fault, or the completion."""
+        fault = plan.fault
+        if isinstance(fault, StatusFault):
+            return self._error(request, ex, status_error(fault.status, fault.message, fault.headers))
+        if isinstance(fault, TimeoutFault):
+            return deferLater(self.clock, fault.hold, self._error, request, ex, status_error(504))
+        prompt = creq.texts[-1] if creq.texts else ""
+        reply = plan.content if plan.content is not None else content.draw_reply(self.rng, prompt)
+        cid = wire.completion_id(creq.kind)
+        created = int(self.clock.seconds())
+        ex.completion_tokens = content.count_tokens(reply)
+        if creq.stream:
+            return self._stream(request, ex, creq, plan, reply, cid, created)
+        body = wire.dumps(wire.completion(creq, cid, created, reply))
+        return self._json(request, ex, 200, body)
+
+    def _stream(
+        self, request: IRequest, ex: Exchange, creq: CompletionRequest, plan: Plan, reply: str, cid: str, created: int
+    ) -> Deferred:
+        """Answer with an event stream; fires when the stream has ended."""
+        events, first_content = stream_events(wire.ChunkMaker(creq, cid, created), reply)
+        fault = plan.fault
+        if isinstance(fault, ChunkFault) and fault.chunk <= len(events):
+            events = events[: fault.chunk - 1] + [wire.ChunkMaker(creq, cid, created).broken()]
+            ex.outcome = CUT
+        self._headers_out(request, ex, 200, EVENT_STREAM)
+        request.setHeader(b"cache-control", b"no-cache")
+        pauses = pauses_for(len(events), plan.timing, self.rng)
+        stream = EventStream(request, self.clock, events, pauses, watch=first_content)
+
+        def ended(sent: object) -> None:
+            ex.events_sent = stream.sent
+            ex.first_token_at = stream.watched_at
+
+        return stream.start().addBoth(_tap(ended))
+
+
+def _phrase(status: int) -> bytes:
+    """The reason phrase for ``status`` (Twisted lacks some, such as 429's)."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b"Error"
+
+
+def _tap(fn: Callable[[object], None]) -> Callable[[object], object]:
+    """A callback that calls ``fn`` and passes the result (or failure) through."""
+
+    def passthrough(result: object) -> object:
+        fn(result)
+        return result
+
+    return passthrough
+
+
+def stream_events(maker: wire.ChunkMaker, reply: str) -> tuple[list[bytes], int]:
+    """All events of a stream, and the index of the first one carrying content."""
+    events = []
+    role = maker.role()
+    if role is not None:
+        events.append(role)
+    first_content = len(events)
+    events.extend(maker.piece(piece) for piece in content.tokenize(reply))
+    events.append(maker.finish())
+    usage = maker.usage(reply)
+    if usage is not None:
+        events.append(usage)
+    events.append(wire.DONE_EVENT)
+    return events, first_content
+
+
+def model_not_found(model: str, param: str | None) -> APIError:
+    """The real API's 404 for a model it does not serve."""
+    return APIError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        "invalid_request_error",
+        param,
+        "model_not_found",
+    )
+
+
+def rate_limit_headers(wait_s: float, limit: int = 500, remaining: int = 0) -> tuple[tuple[str, str], ...]:
+    """``retry-after`` (seconds), ``retry-after-ms`` and ``x-ratelimit-*`` telling a wait of ``wait_s``."""
+    reset = f"{wait_s:.3f}s".replace(".000s", "s")
+    return (
+        ("retry-after", str(max(1, round(wait_s)))),
+        ("retry-after-ms", str(round(wait_s * 1000))),
+        ("x-ratelimit-limit-requests", str(limit)),
+        ("x-ratelimit-remaining-requests", str(remaining)),
+        ("x-ratelimit-reset-requests", reset),
+        ("x-ratelimit-limit-tokens", "200000"),
+        ("x-ratelimit-remaining-tokens", "200000"),
+        ("x-ratelimit-reset-tokens", "0s"),
+    )
+
+
+def _with_retry_after(fault: StatusFault, text: str) -> StatusFault:
+    """``fault`` with rate-limit headers telling a wait of ``text`` milliseconds."""
+    try:
+        wait_ms = int(text)
+    except ValueError:
+        wait_ms = -1
+    if wait_ms < 0:
+        raise invalid_request(
+            f"Invalid 'retry_after': expected a whole number of milliseconds, got {text!r}.",
+            "retry_after",
+            "invalid_value",
+        )
+    return replace(fault, headers=rate_limit_headers(wait_ms / 1000))

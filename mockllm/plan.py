@@ -1,0 +1,107 @@
+"""
+What the server will do with one request: a :class:`Plan`.
+
+A plan is resolved from layers of :class:`PlanPart`, most specific first:
+the request's own controls, then the scenario, then the configuration.  The
+first layer with an opinion on a field wins.  Faults, content and timing are
+separate values so that new kinds of each are additions, not rewrites.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFault:
+    """Answer with an OpenAI-shaped error of this HTTP status instead of a completion."""
+
+    status: int
+    #: Overrides the status's usual message.
+    message: str | None = None
+    #: Extra response headers, e.g. ``retry-after`` for a 429.
+    headers: tuple[tuple[str, str], ...] = ()
+
+    name = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutFault:
+    """Send nothing for ``hold`` seconds, then answer 504."""
+
+    hold: float
+
+    name = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFault:
+    """While streaming, make event ``chunk`` (1-based) malformed and end the stream there."""
+
+    chunk: int
+
+    name = "fail_chunk"
+
+
+@dataclass(frozen=True, slots=True)
+class NoFault:
+    """An explicit "no fault": a request's ``fail=none`` beats a scenario's fault."""
+
+    name = "none"
+
+
+NO_FAULT = NoFault()
+Fault = StatusFault | TimeoutFault | ChunkFault | NoFault
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTiming:
+    """When streamed chunks are sent, in seconds."""
+
+    #: Before the first content chunk (time to first token), after the role chunk.
+    first_token: float = 0.0
+    #: Between content chunks.
+    inter_token: float = 0.02
+    #: Each pause is multiplied by a uniform factor in ``[1 - jitter, 1 + jitter]``.
+    jitter: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPart:
+    """One layer's opinion; ``None`` means "no opinion, ask the next layer"."""
+
+    delay: float | None = None
+    fault: Fault | None = None
+    content: str | None = None
+    timing: StreamTiming | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The resolved plan for one request."""
+
+    delay: float = 0.0
+    fault: Fault = NO_FAULT
+    #: ``None``: draw a reply from the templates.
+    content: str | None = None
+    timing: StreamTiming = StreamTiming()
+
+    @property
+    def fault_name(self) -> str | None:
+        """A short name for the injected fault, or ``None`` when there is none."""
+        return None if self.fault is NO_FAULT else self.fault.name
+
+
+_FIELDS = tuple(f.name for f in fields(PlanPart))
+
+
+def resolve(*layers: PlanPart) -> Plan:
+    """Merge ``layers`` (most specific first) into a :class:`Plan`."""
+    chosen = {}
+    for name in _FIELDS:
+        for layer in layers:
+            value = getattr(layer, name)
+            if value is not None:
+                chosen[name] = value
+                break
+    return Plan(**chosen)

@@ -1,0 +1,127 @@
+"""
+The server-sent-events producer: writes pre-rendered events on timers.
+
+:class:`EventStream` is an ``IPushProducer`` registered on the request.  It
+sends one event per timer tick on the injected clock, stops scheduling while
+the transport is paused, and ends by firing the Deferred returned from
+:meth:`EventStream.start` (the Klein route returns it, and Klein finishes the
+request).  Cancelling that Deferred (Klein does so when the client goes
+away) cancels the pending timer and unregisters the producer; the request is
+never finished after a disconnect.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.web.iweb import IRequest
+from zope.interface import implementer
+
+from mockllm.plan import StreamTiming
+
+
+@implementer(IPushProducer)
+class EventStream:
+    """Sends ``events[i]`` after ``pauses[i]`` seconds, one timer at a time."""
+
+    def __init__(
+        self,
+        request: IRequest,
+        clock: IReactorTime,
+        events: Sequence[bytes],
+        pauses: Sequence[float],
+        watch: int = 0,
+    ) -> None:
+        self._request = request
+        self._clock = clock
+        self._events = events
+        self._pauses = pauses
+        self._next = 0
+        self._paused = False
+        self._due = False
+        self._timer: IDelayedCall | None = None
+        self._done: Deferred[int] = Deferred(self._cancel)
+        #: How many events have been written so far.
+        self.sent = 0
+        self._watch = watch
+        #: Clock time at which event number ``watch`` was written, or ``None``.
+        self.watched_at: float | None = None
+
+    def start(self) -> Deferred[int]:
+        """Register as the request's producer and begin; fires with the event count at the end."""
+        self._request.registerProducer(self, True)
+        self._schedule()
+        return self._done
+
+    def _schedule(self) -> None:
+        """Write every event that is due now; set a timer for the next one."""
+        while not (self._paused or self._timer is not None or self._done.called):
+            if self._next >= len(self._events):
+                self._request.unregisterProducer()
+                self._done.callback(self.sent)
+                return
+            pause = self._pauses[self._next]
+            if pause > 0:
+                self._timer = self._clock.callLater(pause, self._tick)
+                return
+            self._write_next()
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._paused:
+            self._due = True
+            return
+        self._write_next()
+        self._schedule()
+
+    def _write_next(self) -> None:
+        event = self._events[self._next]
+        if self._next == self._watch:
+            self.watched_at = self._clock.seconds()
+        self._next += 1
+        self.sent += 1
+        self._request.write(event)
+
+    def _cancel(self, _: Deferred) -> None:
+        """The client went away: drop the timer and the producer registration."""
+        self._paused = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if getattr(self._request, "channel", None) is not None:
+            self._request.unregisterProducer()
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: write nothing until resumed (a due event waits)."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The transport drained: write the event that fell due meanwhile, then carry on."""
+        if self._done.called:
+            return
+        self._paused = False
+        if self._due:
+            self._due = False
+            self._write_next()
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        """The connection is closing: stop; Klein cancels the Deferred, which cleans up."""
+        self._paused = True
+
+
+def pauses_for(count: int, timing: StreamTiming, rng: random.Random) -> list[float]:
+    """The pause before each of ``count`` events: the role event at once, then TTFT, then ITL."""
+    pauses = []
+    for i in range(count):
+        base = 0.0 if i == 0 else timing.first_token if i == 1 else timing.inter_token
+        if timing.jitter and base:
+            base *= 1 + rng.uniform(-timing.jitter, timing.jitter)
+        pauses.append(base)
+    return pauses
+

@@ -1,0 +1,158 @@
+"""
+``twist mockllm`` / ``twistd mockllm``: command-line options and ``makeService``.
+
+``makeService`` builds a ``MultiService`` holding one :class:`ListenerService`
+per listener, all serving the same :class:`~mockllm.app.MockLLM` site.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.interfaces import IListeningPort
+from twisted.python import usage
+
+from mockllm.app import MockLLM
+from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
+from mockllm.listen import ListenerService, MockSite
+
+EXAMPLE_BODY = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise usage.UsageError(f"a port must be a number from 0 to 65535, not {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise usage.UsageError(f"a port must be a number from 0 to 65535, not {port}")
+    return port
+
+
+def _positive_int(name: str, value: str, minimum: int = 1) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise usage.UsageError(f"--{name} must be at least {minimum}, not {number}")
+    return number
+
+
+class Options(usage.Options):
+    """Options for ``twist mockllm``; every value is checked before anything starts."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve a mock of the OpenAI API: plain HTTP on 127.0.0.1:8001 by default.  "
+        "Per-request failure controls (?delay=, ?fail=, ?stream=, ?fail_chunk=, or "
+        "X-Mock-* headers) are described in docs/api.md."
+    )
+
+    optFlags = [
+        ["no-http", None, "Do not serve plain HTTP."],
+    ]
+
+    optParameters = [
+        ["host", None, "127.0.0.1", "Interface to listen on (an IPv4 or IPv6 address)."],
+        ["http-port", None, 8001, "Plain HTTP port (0 picks a free one).", _port],
+        ["backlog", None, 1024, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
+        ["stream-interval-ms", None, None, "Pause between streamed chunks in ms (default 20)."],
+        ["timeout-ms", None, None, "How long fail=timeout holds the connection, in ms (default 30000)."],
+        ["max-delay-ms", None, None, "The largest delay a request may ask for, in ms (default 600000)."],
+        ["models", None, None, "Comma-separated model ids to serve (default gpt-4o-mini,gpt-4o,gpt-3.5-turbo,gpt-4)."],
+    ]
+
+    def opt_models(self, value: str) -> None:
+        """Comma-separated model ids to serve."""
+        models = tuple(m.strip() for m in value.split(",") if m.strip())
+        if not models:
+            raise usage.UsageError("--models needs at least one model id")
+        self["models"] = models
+
+    def postOptions(self) -> None:
+        """Check the numeric options and that something will listen."""
+        for name in ("stream-interval-ms", "timeout-ms", "max-delay-ms"):
+            if self[name] is not None:
+                self[name] = _positive_int(name, self[name], minimum=0)
+        if self["no-http"] and not self.listeners_left():
+            raise usage.UsageError("nothing to serve: every listener is disabled")
+
+    def listeners_left(self) -> bool:
+        """Whether any listener other than plain HTTP is enabled."""
+        return False
+
+
+def config_from_options(options: Options, base: Config | None = None) -> Config:
+    """The :class:`Config`: ``base`` (embedded defaults) with the command line applied over it."""
+    config = base or Config()
+    server = replace(
+        config.server,
+        host=options["host"],
+        http_port=None if options["no-http"] else options["http-port"],
+        backlog=options["backlog"],
+    )
+    responses = config.responses
+    for option, field_name in (
+        ("stream-interval-ms", "stream_interval_ms"),
+        ("timeout-ms", "timeout_ms"),
+        ("max-delay-ms", "max_delay_ms"),
+    ):
+        if options[option] is not None:
+            responses = replace(responses, **{field_name: options[option]})
+    models = config.models if options["models"] is None else ModelsConfig(tuple(options["models"]))
+    return replace(config, server=server, responses=responses, models=models)
+
+
+def tcp_endpoint(reactor, host: str, port: int, backlog: int):
+    """A TCP server endpoint for ``host`` (IPv4 or IPv6) with a real backlog."""
+    if ":" in host:
+        return TCP6ServerEndpoint(reactor, port, backlog=backlog, interface=host)
+    return TCP4ServerEndpoint(reactor, port, backlog=backlog, interface=host)
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL (IPv6 in brackets; the wildcard as localhost)."""
+    if host in ("", "0.0.0.0", "::"):
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
+def http_announcement(host: str) -> "callable":
+    """A function describing a plain HTTP listener with a curl command to paste."""
+
+    def announce(port: IListeningPort) -> str:
+        base = f"http://{url_host(host)}:{port.getHost().port}"
+        return (
+            f"mockllm: HTTP on {base} -- try: curl {base}/v1/chat/completions "
+            f"-H 'Content-Type: application/json' -d '{EXAMPLE_BODY}'"
+        )
+
+    return announce
+
+
+def build_app(config: Config, reactor, seed: int | None = None) -> MockLLM:
+    """The app for ``config``, on ``reactor``'s clock."""
+    return MockLLM(config, reactor, rng=random.Random(seed))
+
+
+def makeService(options: Options) -> IService:
+    """The server: a ``MultiService`` of listeners sharing one site."""
+    from twisted.internet import reactor
+
+    config = config_from_options(options)
+    app = build_app(config, reactor)
+    site = MockSite(app.resource())
+    top = MultiService()
+    server: ServerConfig = config.server
+    if server.http_port is not None:
+        endpoint = tcp_endpoint(reactor, server.host, server.http_port, server.backlog)
+        listener = ListenerService(endpoint, site, f"HTTP on {server.host}:{server.http_port}", http_announcement(server.host))
+        listener.setServiceParent(top)
+    return top
+
+
+__all__ = ["Options", "makeService", "config_from_options", "ResponsesConfig"]

@@ -1,0 +1,148 @@
+"""
+OpenAI wire formats: the JSON objects the real API sends, built as dicts.
+
+Only this module knows field names.  Every builder's output validates against
+the schemas vendored in ``tests/schemas`` (keys that the spec requires but
+allows to be null, such as ``logprobs`` and ``refusal``, are present).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from typing import Any
+
+from mockllm.content import count_tokens, prompt_tokens
+from mockllm.validation import CompletionRequest
+
+_ALPHABET = string.ascii_letters + string.digits
+MODEL_CREATED = 1698940800
+SYSTEM_FINGERPRINT = "fp_0mock11m01"
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, as the real API sends it."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sse_event(obj: Any) -> bytes:
+    """One server-sent event carrying ``obj`` as JSON."""
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+def completion_id(kind: str) -> str:
+    """A fresh id in the real API's style: ``chatcmpl-...`` or ``cmpl-...``."""
+    prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(29))
+
+
+def usage(request: CompletionRequest, reply: str) -> dict[str, Any]:
+    """``usage`` whose counts agree with the prompt and ``reply``."""
+    if request.kind == "chat":
+        prompt = prompt_tokens(list(request.texts))
+    else:
+        prompt = sum(count_tokens(t) for t in request.texts)
+    completion = count_tokens(reply)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def completion(request: CompletionRequest, cid: str, created: int, reply: str) -> dict[str, Any]:
+    """A whole (non-streamed) completion: ``chat.completion`` or ``text_completion``."""
+    if request.kind == "chat":
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": reply, "refusal": None, "annotations": []},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+        obj = "chat.completion"
+    else:
+        choice = {"text": reply, "index": 0, "logprobs": None, "finish_reason": "stop"}
+        obj = "text_completion"
+    return {
+        "id": cid,
+        "object": obj,
+        "created": created,
+        "model": request.model,
+        "choices": [choice],
+        "usage": usage(request, reply),
+        "service_tier": "default",
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+    }
+
+
+class ChunkMaker:
+    """Builds the streamed events of one completion, all sharing ``id``/``created``/``model``."""
+
+    def __init__(self, request: CompletionRequest, cid: str, created: int) -> None:
+        self.request = request
+        self._chat = request.kind == "chat"
+        self._head = {
+            "id": cid,
+            "object": "chat.completion.chunk" if self._chat else "text_completion",
+            "created": created,
+            "model": request.model,
+        }
+        if self._chat:
+            self._head["service_tier"] = "default"
+        self._head["system_fingerprint"] = SYSTEM_FINGERPRINT
+
+    def _event(self, choices: list[dict[str, Any]], usage_value: Any = None) -> bytes:
+        obj = dict(self._head, choices=choices)
+        if self.request.include_usage:
+            obj["usage"] = usage_value
+        return sse_event(obj)
+
+    def _choice(self, delta: dict[str, Any], finish_reason: str | None, text: str = "") -> dict[str, Any]:
+        if self._chat:
+            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
+
+    def role(self) -> bytes | None:
+        """The first chat event, whose delta carries the role (``None`` for text completions)."""
+        if not self._chat:
+            return None
+        return self._event([self._choice({"role": "assistant", "content": "", "refusal": None}, None)])
+
+    def piece(self, text: str) -> bytes:
+        """One content event carrying ``text``."""
+        return self._event([self._choice({"content": text}, None, text)])
+
+    def finish(self) -> bytes:
+        """The event with ``finish_reason: "stop"`` and an empty delta."""
+        return self._event([self._choice({}, "stop")])
+
+    def usage(self, reply: str) -> bytes | None:
+        """The last event, ``choices: []`` with the usage, when the request asked for it."""
+        if not self.request.include_usage:
+            return None
+        return self._event([], usage(self.request, reply))
+
+    def broken(self) -> bytes:
+        """A malformed event, for ``fail_chunk``: JSON cut off mid-object."""
+        whole = dumps(dict(self._head, choices=[self._choice({"content": "..."}, None, "...")]))
+        return b"data: " + whole[: len(whole) // 2] + b"\n\n"
+
+
+def model_object(model_id: str) -> dict[str, Any]:
+    """One ``model`` object."""
+    owner = "openai" if not model_id.startswith("gpt-3.5") else "openai-internal"
+    return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": owner}
+
+
+def model_list(models: tuple[str, ...]) -> dict[str, Any]:
+    """The ``GET /v1/models`` list."""
+    return {"object": "list", "data": [model_object(m) for m in models]}

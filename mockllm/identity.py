@@ -1,0 +1,89 @@
+"""
+Who is calling: the verified client certificate and TLS parameters of the
+connection a request came in on.
+
+Formats (chosen to match what C{openssl x509 -noout -subject -issuer -serial
+-fingerprint -sha256} prints, so users can compare):
+
+  - C{subject}, C{issuer}: RFC 4514 strings, e.g. C{"CN=mockllm-client,O=mockllm development"};
+  - C{serial}: upper-case hex without a prefix, e.g. C{"3F0A9C..."};
+  - C{fingerprint_sha256}: upper-case hex pairs joined by colons, of the
+    certificate's DER encoding;
+  - C{tls_version}: OpenSSL's name, e.g. C{"TLSv1.3"}; C{cipher}: OpenSSL's
+    cipher name, e.g. C{"TLS_AES_256_GCM_SHA384"}.
+
+Any certificate found on a connection has been verified: the server refuses
+the handshake otherwise (see L{mockllm.tls}).  The description is computed
+once per connection and cached, since keep-alive requests share it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Optional
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from OpenSSL import SSL
+
+#: The keys of L{describe_connection}'s answer, all None over plain HTTP.
+FIELDS = ("subject", "issuer", "serial", "fingerprint_sha256", "tls_version", "cipher")
+
+_cache: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def certificate_identity(cert: x509.Certificate) -> dict:
+    """
+    The subject, issuer, serial and SHA-256 fingerprint of C{cert}.
+    """
+    digest = cert.fingerprint(hashes.SHA256())
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": format(cert.serial_number, "X"),
+        "fingerprint_sha256": ":".join(f"{b:02X}" for b in digest),
+    }
+
+
+def _tls_connection(request) -> Optional[SSL.Connection]:
+    transport = getattr(getattr(request, "channel", None), "transport", None) or getattr(
+        request, "transport", None
+    )
+    get_handle = getattr(transport, "getHandle", None)
+    handle = get_handle() if get_handle is not None else None
+    return handle if isinstance(handle, SSL.Connection) else None
+
+
+def _describe(conn: SSL.Connection) -> dict:
+    described = dict.fromkeys(FIELDS)
+    cert = conn.get_peer_certificate(as_cryptography=True)
+    if cert is not None:
+        described.update(certificate_identity(cert))
+    described["tls_version"] = conn.get_protocol_version_name()
+    described["cipher"] = conn.get_cipher_name()
+    return described
+
+
+def describe_connection(request) -> dict:
+    """
+    All of L{FIELDS} for C{request}'s connection; the certificate fields are
+    None when no certificate was presented, and everything is None over
+    plain HTTP.
+    """
+    conn = _tls_connection(request)
+    if conn is None:
+        return dict.fromkeys(FIELDS)
+    described = _cache.get(conn)
+    if described is None:
+        described = _cache[conn] = _describe(conn)
+    return dict(described)
+
+
+def peer_identity(request) -> Optional[dict]:
+    """
+    The verified client certificate of C{request}'s connection (subject,
+    issuer, serial, fingerprint_sha256) with its tls_version and cipher, or
+    None over plain HTTP or when the client presented no certificate.
+    """
+    described = describe_connection(request)
+    return described if described["subject"] is not None else None

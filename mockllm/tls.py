@@ -1,0 +1,330 @@
+"""
+The server side of mTLS: certificate material, the reloadable connection
+creator handed to C{SSL4ServerEndpoint}, and the handshake hook.
+
+Client certificates are verified by OpenSSL at the handshake against the CA
+bundle (C{verify=True, caCerts=...}); C{requireCertificate} only decides
+whether a client that presents nothing is refused (C{required}) or let in
+(C{optional}).  A presented certificate must verify in both modes.
+
+What L{ReloadableServerTLS}'s C{on_handshake(ok, reason)} hook reports, per
+TLS connection, at most once:
+
+  - C{(True, "ok")} when the server completes the handshake;
+  - C{(False, reason)} when the server sends a fatal alert before that:
+    C{"no-certificate"}, C{"unknown-ca"} (other CA, or a chain that does not
+    lead to a trusted CA), C{"self-signed"}, C{"expired"},
+    C{"not-yet-valid"}, C{"bad-certificate"} (any other verify error),
+    C{"protocol-version"} (e.g. a TLS 1.1 client) or C{"other"};
+  - C{(False, "client-alert")} when the client aborts the handshake with a
+    fatal alert (typically: it refused the server's certificate, as with
+    C{--tls-fault}).
+
+A client that drops the TCP connection mid-handshake without sending an
+alert is not reported: OpenSSL gives the server nothing to see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Optional
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL, crypto
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.ssl import CertificateOptions, TLSVersion
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from mockllm import pki
+
+log = Logger()
+
+#: Accepted values of C{--client-cert}.
+CLIENT_CERT_MODES = ("required", "optional")
+
+#: The signature of the handshake hook.
+HandshakeHook = Callable[[bool, str], None]
+
+# X509_V_ERR_* codes (stable across OpenSSL versions) -> refusal reason.
+_VERIFY_REASONS = {
+    2: "unknown-ca",  # unable to get issuer certificate
+    9: "not-yet-valid",  # certificate is not yet valid
+    10: "expired",  # certificate has expired
+    18: "self-signed",  # self-signed certificate (depth zero)
+    19: "unknown-ca",  # self-signed certificate in chain
+    20: "unknown-ca",  # unable to get local issuer certificate
+    21: "unknown-ca",  # unable to verify the first certificate
+}
+
+# TLS alert descriptions (RFC 8446 section 6) -> refusal reason.
+_ALERT_REASONS = {
+    40: "no-certificate",  # handshake_failure: what TLS 1.2 sends for a missing cert
+    42: "bad-certificate",
+    45: "expired",
+    48: "unknown-ca",
+    70: "protocol-version",
+    116: "no-certificate",  # certificate_required (TLS 1.3)
+}
+
+_FATAL = 2
+
+
+class TLSConfigError(Exception):
+    """
+    TLS material cannot be used; the message names the file at fault.
+    """
+
+
+@dataclass
+class TLSMaterial:
+    """
+    The certificate, key, chain and trusted client CAs of the server, with
+    the warnings found while loading them.
+    """
+
+    cert: x509.Certificate
+    key: object
+    chain: list[x509.Certificate]
+    cas: list[x509.Certificate]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise TLSConfigError(f"{what} file not found: {path}") from None
+    except OSError as e:
+        raise TLSConfigError(f"cannot read {what} file {path}: {e.strerror}") from None
+
+
+def load_certificates(path: Path, what: str) -> list[x509.Certificate]:
+    """
+    All PEM certificates in C{path}; L{TLSConfigError} naming the file if it
+    is missing or holds none.
+    """
+    data = _read(path, what)
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certs = []
+    if not certs:
+        raise TLSConfigError(f"{what} file {path} contains no PEM certificates")
+    return certs
+
+
+def load_private_key(path: Path):
+    """
+    The unencrypted PEM private key in C{path}; L{TLSConfigError} naming the
+    file otherwise.
+    """
+    data = _read(path, "TLS key")
+    try:
+        return serialization.load_pem_private_key(data, None)
+    except (ValueError, TypeError) as e:
+        raise TLSConfigError(f"TLS key file {path} is not an unencrypted PEM private key: {e}") from None
+
+
+def _same_public_key(cert: x509.Certificate, key) -> bool:
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt)
+
+
+def expiry_warnings(cert: x509.Certificate, path: object) -> list[str]:
+    """
+    Warnings for a server certificate that is expired or not valid yet.
+    """
+    current = pki.now()
+    if cert.not_valid_after_utc < current:
+        return [f"server certificate {path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"]
+    if cert.not_valid_before_utc > current + timedelta(minutes=5):
+        return [f"server certificate {path} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"]
+    return []
+
+
+def load_material(cert_path: Path, key_path: Path, ca_path: Path) -> TLSMaterial:
+    """
+    Read and check the server certificate (with any chain after it), its key
+    and the client CA bundle.
+
+    Raises L{TLSConfigError} naming the file for: a missing or unreadable
+    file, a key that does not match the certificate, a CA bundle with no
+    certificates.  An expired server certificate is only a warning, kept in
+    L{TLSMaterial.warnings}.
+    """
+    certs = load_certificates(cert_path, "TLS certificate")
+    key = load_private_key(key_path)
+    if not _same_public_key(certs[0], key):
+        raise TLSConfigError(f"TLS key file {key_path} does not match the certificate in {cert_path}")
+    cas = load_certificates(ca_path, "TLS CA bundle")
+    return TLSMaterial(certs[0], key, certs[1:], cas, expiry_warnings(certs[0], cert_path))
+
+
+def material_from_issued(issued: pki.Issued, cas: list[x509.Certificate]) -> TLSMaterial:
+    """
+    Material whose server identity is C{issued} (e.g. a TLS fault certificate).
+    """
+    return TLSMaterial(issued.cert, issued.key, list(issued.chain), cas)
+
+
+def certificate_options(material: TLSMaterial, client_cert: str = "required") -> CertificateOptions:
+    """
+    The pyOpenSSL-backed options for the server: verify client certificates
+    against C{material.cas}; refuse clients without one if C{client_cert} is
+    C{"required"}; TLS 1.2 minimum (1.3 is negotiated when the client can).
+    """
+    if client_cert not in CLIENT_CERT_MODES:
+        raise ValueError(f"client_cert must be one of {CLIENT_CERT_MODES}, not {client_cert!r}")
+    # pyOpenSSL deprecates its own X509/PKey for the server identity, so the
+    # cryptography objects go in as they are; the CA store still needs X509.
+    return CertificateOptions(
+        privateKey=material.key,  # type: ignore[arg-type]
+        certificate=material.cert,  # type: ignore[arg-type]
+        extraCertChain=list(material.chain),  # type: ignore[arg-type]
+        verify=True,
+        caCerts=[crypto.X509.from_cryptography(c) for c in material.cas],
+        requireCertificate=client_cert == "required",
+        raiseMinimumTo=TLSVersion.TLSv1_2,
+    )
+
+
+class _HandshakeWatch:
+    """
+    Per-connection OpenSSL callbacks that report the handshake outcome once.
+    """
+
+    def __init__(self, hook: HandshakeHook) -> None:
+        self.hook = hook
+        self.verify_error: Optional[int] = None
+        self.reported = False
+
+    def verify(self, conn, cert, errno: int, depth: int, ok: int) -> bool:
+        """
+        Remember the first verification error; never change OpenSSL's verdict.
+        """
+        if not ok and self.verify_error is None:
+            self.verify_error = errno
+        return bool(ok)
+
+    def info(self, conn, where: int, ret: int) -> None:
+        """
+        Report a completed handshake or the first fatal alert before one.
+        """
+        if self.reported:
+            return
+        if where & SSL.SSL_CB_HANDSHAKE_DONE:
+            self._report(True, "ok")
+        elif where & SSL.SSL_CB_ALERT and (ret >> 8) == _FATAL:
+            if where & SSL.SSL_CB_READ:
+                self._report(False, "client-alert")
+            else:
+                self._report(False, self._reason(ret & 0xFF))
+
+    def _reason(self, alert: int) -> str:
+        if self.verify_error is not None:
+            return _VERIFY_REASONS.get(self.verify_error, "bad-certificate")
+        return _ALERT_REASONS.get(alert, "other")
+
+    def _report(self, ok: bool, reason: str) -> None:
+        self.reported = True
+        try:
+            self.hook(ok, reason)
+        except Exception:
+            log.failure("on_handshake hook failed for ok={ok} reason={reason}", ok=ok, reason=reason)
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ReloadableServerTLS:
+    """
+    The server's TLS connection creator, for C{SSL4ServerEndpoint}.
+
+    Each new connection is made from the current L{CertificateOptions};
+    L{reload} swaps them, so new handshakes use the new material while open
+    connections keep theirs.
+
+    @ivar fault: the C{--tls-fault} in force, or None.  With a fault the
+        server identity is a certificate made on the fly (see
+        L{pki.fault_identity}); the CA bundle is still read from C{ca_path}.
+    """
+
+    def __init__(
+        self,
+        cert_path: Path,
+        key_path: Path,
+        ca_path: Path,
+        client_cert: str = "required",
+        on_handshake: Optional[HandshakeHook] = None,
+        fault: Optional[str] = None,
+        fault_ca: Optional[pki.Issued] = None,
+        hosts=pki.DEFAULT_HOSTS,
+    ) -> None:
+        """
+        Load the material; raise L{TLSConfigError} (naming the file) if it is
+        unusable, log a warning if the server certificate is expired.
+        C{fault_ca} signs the fault certificate (see L{pki.fault_identity}).
+        """
+        self.cert_path, self.key_path, self.ca_path = Path(cert_path), Path(key_path), Path(ca_path)
+        self.client_cert = client_cert
+        self.on_handshake = on_handshake
+        self.fault = fault
+        self._fault_identity = None
+        if fault is not None:
+            try:
+                self._fault_identity = pki.fault_identity(fault, fault_ca, hosts)
+            except pki.PKIError as e:
+                raise TLSConfigError(str(e)) from None
+        self._options = self._build()
+
+    def _build(self) -> CertificateOptions:
+        if self._fault_identity is not None:
+            cas = load_certificates(self.ca_path, "TLS CA bundle")
+            material = material_from_issued(self._fault_identity, cas)
+        else:
+            material = load_material(self.cert_path, self.key_path, self.ca_path)
+        options = certificate_options(material, self.client_cert)
+        try:
+            options.getContext()  # build now, so errors surface here, not at a handshake
+        except SSL.Error as e:
+            raise TLSConfigError(f"OpenSSL refused the material from {self.cert_path}: {e}") from None
+        for warning in material.warnings:
+            log.warn("{problem}", problem=warning)
+        self.material = material
+        return options
+
+    def reload(self) -> list[str]:
+        """
+        Re-read the certificate, key and CA bundle.  On success new
+        handshakes use them and the warnings (if any) are returned; on
+        failure L{TLSConfigError} naming the file is raised and the old
+        material stays in use.
+        """
+        try:
+            self._options = self._build()
+        except TLSConfigError as e:
+            log.error("TLS reload failed, keeping the previous material: {error}", error=str(e))
+            raise
+        log.info("TLS material reloaded from {cert}, {key}, {ca}",
+                 cert=self.cert_path, key=self.key_path, ca=self.ca_path)
+        return list(self.material.warnings)
+
+    def getContext(self) -> SSL.Context:
+        """
+        The current context (for code that wants an old-style context factory).
+        """
+        return self._options.getContext()
+
+    def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
+        """
+        A new server-side connection from the current material, with the
+        handshake hook attached if there is one.
+        """
+        conn = self._options.serverConnectionForTLS(tlsProtocol)
+        if self.on_handshake is not None:
+            watch = _HandshakeWatch(self.on_handshake)
+            conn.set_verify(conn.get_verify_mode(), watch.verify)
+            conn.set_info_callback(watch.info)
+        return conn

@@ -11,6 +11,7 @@ pending (Klein cancels the route's Deferred).
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 from http import HTTPStatus
@@ -26,7 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from mockllm import content, wire
+from mockllm import content, identity, tls, wire
 from mockllm.caller import Caller, caller_key
 from mockllm.config import Config
 from mockllm.errors import APIError, invalid_request, status_error
@@ -81,6 +82,8 @@ class MockLLM:
         scenarios: ScenarioChooser | None = None,
         identify: Callable[[IRequest], dict[str, Any] | None] = _no_identity,
         observers: Iterable[ExchangeObserver] = (),
+        admin: Any = None,
+        metrics: Any = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -88,12 +91,21 @@ class MockLLM:
         self.scenarios = scenarios if scenarios is not None else NoScenario()
         self.identify = identify
         self.observers = list(observers)
+        #: The admin API (:class:`mockllm.admin.Admin`) served at ``/__admin/``; ``None``: 404 there.
+        self.admin = admin
+        #: What ``GET /metrics`` shows (:class:`mockllm.metrics.Metrics`); ``None``: 404 there.
+        self.metrics = metrics
+        #: The HTTPS listener's TLS (set by ``tap.makeService``), for ``/__admin/reload-tls``.
+        self.server_tls: tls.ReloadableServerTLS | None = None
         self._models = frozenset(config.models.available)
         self._model_list = wire.dumps(wire.model_list(config.models.available))
         responses = config.responses
         self._config_layer = PlanPart(
             delay=responses.default_delay_ms / 1000,
-            timing=StreamTiming(inter_token=responses.stream_interval_ms / 1000),
+            timing=StreamTiming(
+                first_token=responses.stream_interval_ms / 1000,
+                inter_token=responses.stream_interval_ms / 1000,
+            ),
         )
 
     def resource(self):
@@ -193,6 +205,37 @@ class MockLLM:
         """The legacy ``POST /v1/completions``, streamed or not."""
         return self._complete(request, parse_text)
 
+    @app.route("/__admin/whoami", methods=["GET"])
+    def whoami(self, request: IRequest) -> bytes:
+        """The caller's verified client certificate and TLS parameters (all null over plain HTTP)."""
+        request.setHeader(b"content-type", JSON)
+        return wire.dumps(identity.describe_connection(request))
+
+    @app.route("/__admin/reload-tls", methods=["POST"])
+    def reload_tls(self, request: IRequest) -> Deferred:
+        """Re-read the TLS certificate, key and CA bundle; 500 naming a broken file."""
+
+        def answer(outcome: tuple[int, dict]) -> bytes:
+            request.setResponseCode(outcome[0])
+            request.setHeader(b"content-type", JSON)
+            return wire.dumps(outcome[1])
+
+        return tls.reload_response(self.server_tls).addCallback(answer)
+
+    @app.route("/__admin/", branch=True)
+    def admin_api(self, request: IRequest) -> Any:
+        """The admin API's own (access-checked) resource; not journaled."""
+        if self.admin is None:
+            raise NotFound()
+        return self.admin.resource()
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics_page(self, request: IRequest) -> bytes:
+        """Prometheus metrics; not journaled."""
+        if self.metrics is None:
+            raise NotFound()
+        return self.metrics.page(request)
+
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Failure) -> bytes:
         """Unknown paths get the real API's ``Invalid URL`` 404."""
@@ -252,12 +295,12 @@ class MockLLM:
             controls = replace(controls, fault=_with_retry_after(controls.fault, retry_after))
         identity = self.identify(request)
         peer = request.getClientAddress()
-        explicit_key = request.getHeader(b"x-mock-key")
+        explicit_key = request.getHeader("x-mock-key")
         caller = Caller(
             key=caller_key(explicit_key, identity, getattr(peer, "host", "?")),
             address=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}",
             identity=identity,
-            scenario=request.getHeader(b"x-mock-scenario"),
+            scenario=request.getHeader("x-mock-scenario"),
         )
         return creq, caller, controls
 
@@ -290,13 +333,7 @@ class MockLLM:
         self._headers_out(request, ex, 200, EVENT_STREAM)
         request.setHeader(b"cache-control", b"no-cache")
         pauses = pauses_for(len(events), plan.timing, self.rng)
-        stream = EventStream(request, self.clock, events, pauses, watch=first_content)
-
-        def ended(sent: object) -> None:
-            ex.events_sent = stream.sent
-            ex.first_token_at = stream.watched_at
-
-        return stream.start().addBoth(_tap(ended))
+        return EventStream(request, self.clock, events, pauses, watch=first_content, progress=ex).start()
 
 
 def _phrase(status: int) -> bytes:
@@ -305,16 +342,6 @@ def _phrase(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode("ascii")
     except ValueError:
         return b"Error"
-
-
-def _tap(fn: Callable[[object], None]) -> Callable[[object], object]:
-    """A callback that calls ``fn`` and passes the result (or failure) through."""
-
-    def passthrough(result: object) -> object:
-        fn(result)
-        return result
-
-    return passthrough
 
 
 def stream_events(maker: wire.ChunkMaker, reply: str) -> tuple[list[bytes], int]:
@@ -344,19 +371,32 @@ def model_not_found(model: str, param: str | None) -> APIError:
     )
 
 
-def rate_limit_headers(wait_s: float, limit: int = 500, remaining: int = 0) -> tuple[tuple[str, str], ...]:
-    """``retry-after`` (seconds), ``retry-after-ms`` and ``x-ratelimit-*`` telling a wait of ``wait_s``."""
-    reset = f"{wait_s:.3f}s".replace(".000s", "s")
+def rate_limit_headers(
+    wait_s: float,
+    limit: int = 500,
+    remaining: int = 0,
+    tokens: tuple[int, int, float] = (200000, 200000, 0.0),
+) -> tuple[tuple[str, str], ...]:
+    """
+    ``retry-after`` (whole seconds, rounded up), ``retry-after-ms`` and ``x-ratelimit-*``
+    telling a wait of ``wait_s``; ``tokens`` is (limit, remaining, reset seconds) for tokens.
+    """
+    token_limit, token_remaining, token_reset = tokens
     return (
-        ("retry-after", str(max(1, round(wait_s)))),
-        ("retry-after-ms", str(round(wait_s * 1000))),
+        ("retry-after", str(max(1, math.ceil(round(wait_s, 6))))),
+        ("retry-after-ms", str(math.ceil(round(wait_s * 1000, 6)))),
         ("x-ratelimit-limit-requests", str(limit)),
         ("x-ratelimit-remaining-requests", str(remaining)),
-        ("x-ratelimit-reset-requests", reset),
-        ("x-ratelimit-limit-tokens", "200000"),
-        ("x-ratelimit-remaining-tokens", "200000"),
-        ("x-ratelimit-reset-tokens", "0s"),
+        ("x-ratelimit-reset-requests", _duration(wait_s)),
+        ("x-ratelimit-limit-tokens", str(token_limit)),
+        ("x-ratelimit-remaining-tokens", str(token_remaining)),
+        ("x-ratelimit-reset-tokens", _duration(token_reset)),
     )
+
+
+def _duration(seconds: float) -> str:
+    """A reset time as OpenAI writes it: ``1s``, ``0.25s``."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def _with_retry_after(fault: StatusFault, text: str) -> StatusFault:

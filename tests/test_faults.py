@@ -90,7 +90,7 @@ class StatusFaultTests(FaultCase):
         """``retry_after=250`` makes the 429 advertise a 250 ms wait."""
         conn = self.send(PATH + "?fail=429&retry_after=250")
         self.assertEqual(conn.headers["retry-after-ms"], "250")
-        self.assertEqual(conn.headers["x-ratelimit-reset-requests"], "0.250s")
+        self.assertEqual(conn.headers["x-ratelimit-reset-requests"], "0.25s")
 
     def test_500_seed_body(self) -> None:
         """500 has the seed's server_error / internal_error body."""

@@ -1,0 +1,71 @@
+"""
+Running the real ``twist mockllm`` / ``twistd -n mockllm`` as a child process
+from a trial test, without blocking the reactor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+
+ROOT = Path(__file__).resolve().parent.parent
+_ANNOUNCED = re.compile(rb"mockllm: (HTTPS?) on (https?://[^ \"]+)")
+
+
+class ServerProcess(ProcessProtocol):
+    """A child server: collects its output, fires :attr:`ready` with the first URL it announces."""
+
+    def __init__(self) -> None:
+        self.output = b""
+        self.urls: dict[str, str] = {}
+        self.ready: Deferred[str] = Deferred()
+        self.ended: Deferred[int] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        """Collect stdout; notice announcements."""
+        self.output += data
+        for kind, url in _ANNOUNCED.findall(self.output):
+            self.urls.setdefault(kind.decode(), url.decode())
+        if self.urls and not self.ready.called:
+            self.ready.callback(next(iter(self.urls.values())))
+
+    errReceived = outReceived
+
+    def processEnded(self, reason) -> None:
+        """Fire :attr:`ended` with the exit code, or minus the signal that ended it."""
+        code = reason.value.exitCode
+        if code is None:
+            code = -(reason.value.signal or 0)
+        if not self.ready.called:
+            self.ready.errback(RuntimeError(f"server exited {code}: {self.output.decode(errors='replace')}"))
+            self.ready.addErrback(lambda _: None)  # a test awaiting only `ended` saw the exit itself
+        self.ended.callback(code)
+
+    def stop(self) -> Deferred[int]:
+        """SIGTERM the server if it still runs; fires as :attr:`ended` does.
+
+        Twisted shuts down cleanly on SIGTERM and then re-raises it, so a clean
+        stop ends with ``-15`` after "Main loop terminated."
+        """
+        if not self.ended.called:
+            self.transport.signalProcess("TERM")
+        return self.ended
+
+
+def spawn(testcase, args: list[str], cwd: str, command: str = "twist") -> ServerProcess:
+    """Start ``python -m twisted.scripts.<command> ... mockllm <args>`` in ``cwd``; stopped in cleanup."""
+    protocol = ServerProcess()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    if command == "twist":
+        argv = [sys.executable, "-m", "twisted", "mockllm", *args]
+    else:
+        argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=", "mockllm", *args]
+    reactor.spawnProcess(protocol, sys.executable, argv, env=env, path=cwd)
+    testcase.addCleanup(protocol.stop)
+    return protocol

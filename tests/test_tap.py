@@ -1,0 +1,171 @@
+"""
+The ``twist mockllm`` entry point: the plugin, option checking, the service
+tree, and what happens when a port cannot be bound.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.application.service import IServiceMaker, MultiService
+from twisted.internet import reactor
+from twisted.plugin import getPlugins
+from twisted.python import usage
+from twisted.trial import unittest
+
+from mockllm import tap
+from mockllm.listen import ListenerService
+from tests.processes import spawn
+from tests.support import treq_client
+
+
+def parse(*args: str) -> tap.Options:
+    """Parse ``args`` as ``twist mockllm`` would."""
+    options = tap.Options()
+    options.parseOptions(list(args))
+    return options
+
+
+class PluginTests(unittest.TestCase):
+    """The Twisted plugin."""
+
+    def test_discovered(self) -> None:
+        """``mockllm`` is an IServiceMaker plugin pointing at mockllm.tap."""
+        makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
+        self.assertIn("mockllm", makers)
+        self.assertIsInstance(makers["mockllm"].options(), tap.Options)
+
+
+class OptionsTests(unittest.TestCase):
+    """Bad values end in a one-line UsageError."""
+
+    def test_defaults(self) -> None:
+        """Plain HTTP on 127.0.0.1:8001 with a large backlog by default."""
+        config = tap.config_from_options(parse("--no-https"))
+        self.assertEqual((config.server.host, config.server.http_port), ("127.0.0.1", 8001))
+        self.assertGreaterEqual(config.server.backlog, 512)
+
+    def test_bad_values(self) -> None:
+        """Ports, backlogs and timings are checked before anything starts."""
+        for args in (
+            ["--http-port", "http"],
+            ["--http-port", "70000"],
+            ["--backlog", "0"],
+            ["--stream-interval-ms", "-1"],
+            ["--models", ","],
+            ["--no-http", "--no-https"],
+        ):
+            with self.assertRaises(usage.UsageError, msg=args) as caught:
+                parse(*args)
+            self.assertNotIn("\n", str(caught.exception))
+
+    def test_overrides(self) -> None:
+        """Options reach the configuration."""
+        config = tap.config_from_options(
+            parse("--no-https", "--http-port", "0", "--models", "a,b", "--timeout-ms", "5", "--backlog", "4096")
+        )
+        self.assertEqual(config.server.http_port, 0)
+        self.assertEqual(config.models.available, ("a", "b"))
+        self.assertEqual(config.responses.timeout_ms, 5)
+        self.assertEqual(config.server.backlog, 4096)
+
+
+class ServiceTests(unittest.TestCase):
+    """``makeService``."""
+
+    def test_multiservice_of_listeners(self) -> None:
+        """The service is a MultiService whose listener serves HTTP on the chosen port."""
+        service = tap.makeService(parse("--no-https", "--http-port", "0"))
+        self.assertIsInstance(service, MultiService)
+        listeners = [s for s in service if isinstance(s, ListenerService)]
+        self.assertEqual(len(listeners), 1)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertNotEqual(listeners[0].port.getHost().port, 0)
+
+    async def test_serves(self) -> None:
+        """A started service answers /health over a socket."""
+        service = tap.makeService(parse("--no-https", "--http-port", "0"))
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = next(s for s in service if isinstance(s, ListenerService)).port.getHost().port
+        response = await treq_client(self).get(f"http://127.0.0.1:{port}/health")
+        self.assertEqual(await response.json(), {"status": "healthy"})
+
+    def test_bind_failure_is_clear(self) -> None:
+        """A busy port stops the start with SystemExit naming the listener and the reason."""
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        service = tap.makeService(parse("--no-https", "--http-port", str(port)))
+        with self.assertRaises(SystemExit) as caught:
+            service.startService()
+        self.addCleanup(service.stopService)
+        self.assertIn(f"cannot listen for HTTP on 127.0.0.1:{port}", str(caught.exception.code))
+
+
+class ProcessTests(unittest.TestCase):
+    """The real command, as a child process."""
+
+    timeout = 60
+
+    async def test_twist_serves_and_stops(self) -> None:
+        """``twist mockllm`` announces a curl command, serves, and shuts down cleanly on SIGTERM."""
+        server = spawn(self, ["--no-https", "--http-port", "0"], self.mktemp_dir())
+        url = await server.ready
+        response = await treq_client(self).get(url + "/v1/models")
+        self.assertEqual(response.code, 200)
+        await response.content()
+        self.assertIn(b"try: curl", server.output)
+        self.assertIn(await server.stop(), (0, -15))
+        self.assertIn(b"Main loop terminated.", server.output)
+
+    async def test_twistd_nodaemon(self) -> None:
+        """``twistd -n mockllm`` (the long-running dev daemon) serves the same."""
+        server = spawn(self, ["--no-https", "--http-port", "0"], self.mktemp_dir(), command="twistd")
+        url = await server.ready
+        response = await treq_client(self).get(url + "/health")
+        self.assertEqual(await response.json(), {"status": "healthy"})
+
+    async def test_busy_port_exits_nonzero(self) -> None:
+        """A busy port: one clear line and a non-zero exit, no half-running server."""
+        busy = reactor.listenTCP(0, _NullFactory(), interface="127.0.0.1")
+        self.addCleanup(busy.stopListening)
+        port = busy.getHost().port
+        server = spawn(self, ["--no-https", "--http-port", str(port)], self.mktemp_dir())
+        code = await server.ended
+        self.assertNotEqual(code, 0)
+        self.assertIn(f"cannot listen for HTTP on 127.0.0.1:{port}".encode(), server.output)
+        self.assertNotIn(b"Traceback", server.output)
+
+    async def test_bad_option_exits_with_usage(self) -> None:
+        """A bad option value is a usage error, not a traceback."""
+        server = spawn(self, ["--http-port", "nope"], self.mktemp_dir())
+        code = await server.ended
+        self.assertNotEqual(code, 0)
+        self.assertIn(b"a port must be a number", server.output)
+        self.assertNotIn(b"Traceback", server.output)
+
+    def mktemp_dir(self) -> str:
+        """A fresh working directory for the child."""
+        import os
+
+        path = self.mktemp()
+        os.makedirs(path)
+        return path
+
+
+class _NullFactory:
+    """A factory whose connections do nothing (for occupying a port)."""
+
+    def doStart(self) -> None:
+        """Nothing to start."""
+
+    def doStop(self) -> None:
+        """Nothing to stop."""
+
+    def buildProtocol(self, addr):
+        """Refuse every connection."""
+        return None

@@ -13,7 +13,7 @@ never finished after a disconnect.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Any, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -34,6 +34,7 @@ class EventStream:
         events: Sequence[bytes],
         pauses: Sequence[float],
         watch: int = 0,
+        progress: Any = None,
     ) -> None:
         self._request = request
         self._clock = clock
@@ -49,6 +50,9 @@ class EventStream:
         self._watch = watch
         #: Clock time at which event number ``watch`` was written, or ``None``.
         self.watched_at: float | None = None
+        #: Kept up to date with ``events_sent`` and ``first_token_at`` as events go out (the
+        #: request's :class:`~mockllm.exchange.Exchange`), so it is right however the stream ends.
+        self._progress = progress
 
     def start(self) -> Deferred[int]:
         """Register as the request's producer and begin; fires with the event count at the end."""
@@ -83,6 +87,9 @@ class EventStream:
             self.watched_at = self._clock.seconds()
         self._next += 1
         self.sent += 1
+        if self._progress is not None:
+            self._progress.events_sent = self.sent
+            self._progress.first_token_at = self.watched_at
         self._request.write(event)
 
     def _cancel(self, _: Deferred) -> None:

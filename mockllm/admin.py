@@ -1,0 +1,270 @@
+"""
+The admin API: runtime control and the request journal, under ``/__admin/``.
+
+:class:`Admin` is a Klein app of its own; :class:`~mockllm.app.MockLLM`
+mounts :meth:`Admin.resource` at ``/__admin/`` (a branch route), so routes
+here are written relative to it and admin requests never reach the journal,
+the request log or the metrics.
+
+Routes: ``GET``/``PUT /scenario``, ``POST /reset``, ``GET``/``DELETE
+/requests`` (see ``docs/api.md``, "Admin API and metrics").
+
+Who may call them (:class:`AdminAccess`): over HTTPS anyone who passed the
+TLS handshake (the listener already checked the client certificate); over
+plain HTTP only loopback peers and the networks given with ``--admin-from``.
+A refusal is an OpenAI-shaped 403.  ``--no-admin`` builds no :class:`Admin`,
+and ``/__admin/...`` is then a 404 like any unknown URL.
+
+Adding a route
+--------------
+Add a method to :class:`Admin` decorated with ``@app.route("/name",
+methods=[...])`` (the path is relative to ``/__admin/``); return
+:func:`send_json`'s bytes (or a Deferred of them), or raise
+:class:`~mockllm.errors.APIError` for an OpenAI-shaped error.  No decorator
+is needed for access control: :meth:`Admin.resource` checks every request,
+known route or not, before Klein routes it.  Give :class:`Admin` a keyword
+argument for whatever the route needs (``tap.makeService`` builds it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Iterable, Mapping, Protocol
+
+from klein import Klein
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from mockllm import wire
+from mockllm.errors import APIError, invalid_request
+from mockllm.journal import Journal, JournalQuery
+from mockllm.validation import parse_json_object
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Always allowed over plain HTTP.
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``CIDR[,CIDR...]`` (a bare address is a /32 or /128); ``ValueError`` naming a bad one."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP network such as 10.0.0.0/8 or fd00::/8") from None
+    if not networks:
+        raise ValueError("expected at least one IP network, such as 10.0.0.0/8")
+    return tuple(networks)
+
+
+class AdminAccess:
+    """Decides whether a request may use the admin API."""
+
+    def __init__(self, networks: Iterable[Network] = ()) -> None:
+        #: Plain-HTTP peers allowed: loopback, then ``--admin-from``.
+        self.networks = LOOPBACK + tuple(networks)
+
+    def allows(self, host: str | None) -> bool:
+        """Whether a plain-HTTP peer at ``host`` is in an allowed network."""
+        try:
+            address = ipaddress.ip_address((host or "").split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def refusal(self, request: IRequest) -> APIError | None:
+        """``None`` if ``request`` may proceed, else the 403 to answer with."""
+        if request.isSecure():
+            return None
+        host = getattr(request.getClientAddress(), "host", None)
+        if self.allows(host):
+            return None
+        return APIError(
+            403,
+            f"The admin API is not available to {host} over plain HTTP: only loopback and the "
+            "networks given with --admin-from may use it (or use HTTPS with a client certificate).",
+            "invalid_request_error",
+            None,
+            "admin_forbidden",
+        )
+
+
+class ScenarioControl(Protocol):
+    """What the admin API needs of the scenario runner (:class:`mockllm.scenario.ScenarioRunner`)."""
+
+    @property
+    def current(self) -> str:
+        """The current scenario's name."""
+
+    def switch(self, name: str, params: Mapping[str, Any] | None = None) -> None:
+        """Make ``name`` current with ``params``; ``KeyError``/``ValueError`` with a clear message if bad."""
+
+    def reset(self) -> None:
+        """Forget per-client state (counters, "first N fail")."""
+
+    def describe(self) -> dict[str, Any]:
+        """The current scenario, as JSON."""
+
+
+def send_json(request: IRequest, status: int, obj: Any) -> bytes:
+    """Set ``status`` and the JSON content type on ``request``; return ``obj`` as JSON bytes."""
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    return wire.dumps(obj)
+
+
+def send_error(request: IRequest, error: APIError) -> bytes:
+    """An :class:`APIError` as its status and OpenAI-shaped body."""
+    return send_json(request, error.status, error.body())
+
+
+def _message(error: Exception) -> str:
+    """The message of a ``KeyError``/``ValueError`` (a ``KeyError``'s ``str`` adds quotes)."""
+    if isinstance(error, KeyError) and type(error).__str__ is KeyError.__str__ and error.args:
+        return str(error.args[0])
+    return str(error)
+
+
+class _Guarded(Resource):
+    """Checks :class:`AdminAccess` before handing the request to the admin Klein resource."""
+
+    isLeaf = True
+    log = Logger(namespace="mockllm.admin")
+
+    def __init__(self, access: AdminAccess, inner: IResource) -> None:
+        super().__init__()
+        self._access = access
+        self._inner = inner
+
+    def render(self, request: IRequest) -> bytes | int:
+        """Refuse with a 403, or route."""
+        refusal = self._access.refusal(request)
+        if refusal is None:
+            return self._inner.render(request)
+        peer = request.getClientAddress()
+        self.log.warn(
+            "admin: refused {method} {path} from {client}",
+            method=request.method.decode("ascii", "replace"),
+            path=request.path.decode("utf-8", "replace"),
+            client=getattr(peer, "host", "?"),
+        )
+        return send_error(request, refusal)
+
+
+class Admin:
+    """The admin API's routes and the state they act on."""
+
+    app = Klein()
+    log = Logger(namespace="mockllm.admin")
+
+    def __init__(
+        self,
+        journal: Journal,
+        scenarios: ScenarioControl | None = None,
+        access: AdminAccess | None = None,
+    ) -> None:
+        self.journal = journal
+        self.scenarios = scenarios
+        self.access = access if access is not None else AdminAccess()
+        self._resource = _Guarded(self.access, self.app.resource())
+
+    def resource(self) -> IResource:
+        """The access-checked resource that :class:`~mockllm.app.MockLLM` mounts at ``/__admin/``."""
+        return self._resource
+
+    def _control(self) -> ScenarioControl:
+        if self.scenarios is None:
+            raise APIError(404, "This server has no switchable scenarios.", "invalid_request_error", None, "no_scenarios")
+        return self.scenarios
+
+    # --- scenario ----------------------------------------------------------------
+
+    @app.route("/scenario", methods=["GET"])
+    def get_scenario(self, request: IRequest) -> bytes:
+        """The current scenario and its parameters."""
+        return send_json(request, 200, self._control().describe())
+
+    @app.route("/scenario", methods=["PUT"])
+    def put_scenario(self, request: IRequest) -> bytes:
+        """Switch to ``{"name": ..., "params": {...}}``; either may be left out (not both)."""
+        control = self._control()
+        name, params = _scenario_change(parse_json_object(request.content.read()), control.current)
+        try:
+            control.switch(name, params)
+        except (KeyError, ValueError) as error:
+            raise invalid_request(_message(error), "name", "invalid_scenario") from None
+        self.log.info("admin: scenario is now {name} with {params}", name=name, params=params or {})
+        return send_json(request, 200, control.describe())
+
+    # --- reset and journal ------------------------------------------------------------
+
+    @app.route("/reset", methods=["POST"])
+    def reset(self, request: IRequest) -> bytes:
+        """Forget scenario state (counters, "first N fail") and empty the journal."""
+        if self.scenarios is not None:
+            self.scenarios.reset()
+        cleared = self.journal.clear()
+        self.log.info("admin: reset (scenario state, {cleared} journal entries)", cleared=cleared)
+        scenario = self.scenarios.describe() if self.scenarios is not None else None
+        return send_json(request, 200, {"reset": True, "journal_cleared": cleared, "scenario": scenario})
+
+    @app.route("/requests", methods=["GET"])
+    def get_requests(self, request: IRequest) -> bytes:
+        """Journal records, oldest first, filtered by ``path``, ``status``, ``key``, ``since``, ``limit``."""
+        found = self.journal.query(JournalQuery.from_args(request.args))
+        body = {"object": "list", "data": found, "count": len(found), "capacity": self.journal.size}
+        return send_json(request, 200, body)
+
+    @app.route("/requests", methods=["DELETE"])
+    def delete_requests(self, request: IRequest) -> bytes:
+        """Empty the journal."""
+        return send_json(request, 200, {"deleted": self.journal.clear()})
+
+    # --- errors ---------------------------------------------------------------------------
+
+    @app.handle_errors(APIError)
+    def api_error(self, request: IRequest, failure: Failure) -> bytes:
+        """A raised :class:`APIError` becomes its OpenAI-shaped response."""
+        return send_error(request, failure.value)
+
+    @app.handle_errors(NotFound)
+    def not_found(self, request: IRequest, failure: Failure) -> bytes:
+        """Unknown admin paths: the same ``Invalid URL`` 404 as elsewhere."""
+        method = request.method.decode("ascii", "replace")
+        path = request.path.decode("utf-8", "replace")
+        return send_error(request, APIError(404, f"Invalid URL ({method} {path})", "invalid_request_error"))
+
+    @app.handle_errors(MethodNotAllowed)
+    def not_allowed(self, request: IRequest, failure: Failure) -> bytes:
+        """A known admin path with the wrong method: 405 with ``Allow``."""
+        allowed = ", ".join(failure.value.valid_methods or ())
+        request.setHeader(b"allow", allowed.encode("ascii"))
+        method = request.method.decode("ascii", "replace")
+        path = request.path.decode("utf-8", "replace")
+        message = f"Method {method} is not allowed for {path}; use {allowed}."
+        return send_error(request, APIError(405, message, "invalid_request_error"))
+
+
+def _scenario_change(body: dict[str, Any], current: str) -> tuple[str, dict[str, Any] | None]:
+    """``(name, params)`` from a ``PUT /__admin/scenario`` body; a 400 if it is malformed."""
+    unknown = sorted(set(body) - {"name", "params"})
+    if unknown:
+        raise invalid_request(f"Unrecognized request argument supplied: {', '.join(unknown)}", unknown[0])
+    if not body:
+        raise invalid_request("Give the scenario's 'name', its 'params', or both.", "name", "missing_required_parameter")
+    name = body.get("name", current)
+    params = body.get("params")
+    if not isinstance(name, str):
+        raise invalid_request("Invalid 'name': expected a string.", "name", "invalid_type")
+    if params is not None and not isinstance(params, dict):
+        raise invalid_request("Invalid 'params': expected an object.", "params", "invalid_type")
+    return name, params

@@ -1,0 +1,96 @@
+"""
+Helpers for the journal, request-log, metrics and admin tests.
+
+:func:`observed_app` builds an app on a ``task.Clock`` (via
+``tests.support.make_app``) wired the way ``tap.makeService`` wires a real
+server: metrics, a recorder feeding the journal (and a request log, if
+given), and the admin API.  :class:`FakeScenarios` is a small switchable
+scenario chooser with the admin API's control interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from twisted.application.service import MultiService
+from twisted.internet.task import Clock
+
+from mockllm.admin import AdminAccess
+from mockllm.app import MockLLM
+from mockllm.config import Config, ResponsesConfig
+from mockllm.journal import Journal
+from mockllm.metrics import Metrics
+from mockllm.observe import Observability
+from mockllm.plan import PlanPart, StatusFault
+from mockllm.requestlog import RequestLog
+from tests.support import make_app
+
+#: A config whose streams pause 10 ms between chunks.
+STREAMING = Config(responses=ResponsesConfig(stream_interval_ms=10))
+
+
+class FakeScenarios:
+    """Scenarios ``calm`` (no opinion) and ``broken`` (status ``params["status"]``, default 503)."""
+
+    def __init__(self) -> None:
+        self.name = "calm"
+        self.params: dict[str, Any] = {}
+        self.resets = 0
+
+    @property
+    def current(self) -> str:
+        """The current scenario's name."""
+        return self.name
+
+    def switch(self, name: str, params: Mapping[str, Any] | None = None) -> None:
+        """Switch; ``KeyError`` for an unknown name, ``ValueError`` for a bad status."""
+        if name not in ("calm", "broken"):
+            raise KeyError(f"unknown scenario {name!r}; known scenarios: broken, calm")
+        params = dict(params or {})
+        if not isinstance(params.get("status", 503), int):
+            raise ValueError("scenario 'broken': 'status' must be an integer")
+        self.name, self.params = name, params
+
+    def reset(self) -> None:
+        """Count resets."""
+        self.resets += 1
+
+    def describe(self) -> dict[str, Any]:
+        """Name and parameters."""
+        return {"name": self.name, "parameters": self.params, "available": ["broken", "calm"]}
+
+    def plan(self, request: object, caller: object) -> tuple[str, PlanPart]:
+        """``broken`` fails every request; ``calm`` has no opinion."""
+        if self.name == "broken":
+            return self.name, PlanPart(fault=StatusFault(self.params.get("status", 503)))
+        return self.name, PlanPart()
+
+
+@dataclass
+class Observed:
+    """An app with its clock and observing pieces."""
+
+    app: MockLLM
+    clock: Clock
+    journal: Journal
+    metrics: Metrics
+    scenarios: FakeScenarios
+
+
+def observed_app(
+    config: Config | None = None,
+    request_log: RequestLog | None = None,
+    access: AdminAccess | None = None,
+    admin: bool = True,
+    journal_size: int = 100,
+    **kwargs: Any,
+) -> Observed:
+    """An app on a ``task.Clock`` wired like ``makeService`` wires one (``kwargs`` go to :class:`MockLLM`)."""
+    scenarios = kwargs.pop("scenarios", None) or FakeScenarios()
+    app, clock = make_app(config, scenarios=scenarios, **kwargs)
+    if admin and access is None:
+        access = AdminAccess()
+    pieces = Observability(Journal(journal_size), Metrics(), request_log, access if admin else None)
+    pieces.attach(app, MultiService())
+    return Observed(app, clock, pieces.journal, pieces.metrics, scenarios)

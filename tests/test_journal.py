@@ -1,0 +1,189 @@
+"""
+The exchange record (fields, redaction, body cap, timings, outcomes) and the
+in-memory journal (bounded ring, filters), driven in memory on a ``task.Clock``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.trial import unittest
+
+from mockllm.errors import APIError
+from mockllm.exchange import COMPLETED, CUT, DISCONNECTED
+from mockllm.journal import Journal, JournalQuery
+from mockllm.record import REDACTED, Recorder, redact_headers
+from tests.observe_support import STREAMING, observed_app
+from tests.support import CHAT_BODY, RawHTTP
+
+PATH = "/v1/chat/completions"
+STREAM_BODY = {**CHAT_BODY, "stream": True}
+
+
+class RecordTests(unittest.TestCase):
+    """What one exchange's record says."""
+
+    def setUp(self) -> None:
+        self.o = observed_app(STREAMING)
+
+    def send(self, path: str = PATH, body: object = CHAT_BODY, headers: dict | None = None) -> RawHTTP:
+        """One request on a fresh connection."""
+        conn = RawHTTP(self.o.app).send("POST", path, body, headers)
+        self.addCleanup(conn.disconnect)
+        return conn
+
+    def only_record(self) -> dict:
+        """The journal's single record."""
+        (record,) = self.o.journal.query()
+        return record
+
+    def test_fields_of_a_failed_request(self) -> None:
+        """A ``fail=500`` request is recorded with its id, client, query, fault, status and bodies."""
+        conn = self.send(PATH + "?fail=500", headers={"X-Mock-Key": "gw-1"})
+        record = self.only_record()
+        self.assertEqual(record["request_id"], conn.headers["x-request-id"])
+        self.assertEqual(record["client"], "127.0.0.1:40000")
+        self.assertIsNone(record["client_cert"])
+        self.assertEqual((record["method"], record["path"], record["query"]), ("POST", PATH, "fail=500"))
+        self.assertEqual((record["status"], record["fault"], record["scenario"]), (500, "status", "calm"))
+        self.assertEqual(record["key"], "gw-1")
+        self.assertEqual(record["outcome"], COMPLETED)
+        self.assertEqual(json.loads(record["request"]["body"]), CHAT_BODY)
+        self.assertEqual(json.loads(record["response"]["body"]), conn.json())
+        self.assertEqual(record["time"], "2023-11-14T22:13:20.000Z")
+        self.assertEqual(record["timestamp"], 1_700_000_000.0)
+
+    def test_secret_headers_redacted(self) -> None:
+        """Authorization keeps only its scheme; cookies and API-key headers are replaced entirely."""
+        self.send(
+            headers={
+                "Authorization": "Bearer sk-secret",
+                "Cookie": "session=abc",
+                "X-Api-Key": "k1",
+                "Api-Key": "k2",
+                "X-Trace": "t-1",
+            }
+        )
+        headers = self.only_record()["request"]["headers"]
+        self.assertEqual(headers["authorization"], f"Bearer {REDACTED}")
+        self.assertEqual(headers["cookie"], REDACTED)
+        self.assertEqual(headers["x-api-key"], REDACTED)
+        self.assertEqual(headers["api-key"], REDACTED)
+        self.assertEqual(headers["x-trace"], "t-1")
+        self.assertNotIn("sk-secret", json.dumps(self.only_record()))
+
+    def test_redaction_of_bare_token_and_repeats(self) -> None:
+        """A schemeless Authorization is fully redacted; repeated headers are joined."""
+        headers = redact_headers([("Authorization", "sk-secret"), ("X-A", "1"), ("x-a", "2")])
+        self.assertEqual(headers, {"authorization": REDACTED, "x-a": "1, 2"})
+
+    def test_validation_failure_recorded_with_reason(self) -> None:
+        """A request the shared validation refuses is recorded: 400, and the reason the client got."""
+        conn = self.send(body=b"{not json")
+        record = self.only_record()
+        self.assertEqual(record["status"], 400)
+        self.assertEqual(record["error"], conn.json()["error"]["message"])
+        self.assertEqual(record["request"]["body"], "{not json")
+
+    def test_unknown_url_recorded(self) -> None:
+        """Requests no route serves are journaled too (as their 404)."""
+        self.send("/v1/nothing")
+        self.assertEqual(self.only_record()["status"], 404)
+
+    def test_body_capped_with_original_size(self) -> None:
+        """Bodies beyond the cap are cut, with the original size and a flag."""
+        self.o.app.observers = [Recorder([self.o.journal.add], body_cap=10)]
+        self.send()
+        request = self.only_record()["request"]
+        self.assertEqual(len(request["body"]), 10)
+        self.assertEqual(request["body_bytes"], len(json.dumps(CHAT_BODY)))
+        self.assertTrue(request["body_truncated"])
+
+    def test_delay_shows_in_timings(self) -> None:
+        """``delay=250`` makes time to first byte and total 250 ms on the app's clock."""
+        self.send(PATH + "?delay=250")
+        self.o.clock.advance(0.25)
+        timings = self.only_record()["timings"]
+        self.assertEqual((timings["ttfb_ms"], timings["total_ms"], timings["ttft_ms"]), (250.0, 250.0, None))
+
+    def test_stream_recorded_when_complete(self) -> None:
+        """A stream's record counts the events sent and has a time to first token; no body."""
+        conn = self.send(body=STREAM_BODY)
+        self.o.clock.pump([0.01] * 200)
+        record = self.only_record()
+        self.assertEqual(record["outcome"], COMPLETED)
+        self.assertTrue(record["response"]["stream"])
+        self.assertIsNone(record["response"]["body"])
+        self.assertEqual(record["response"]["events_sent"], len(conn.events()))
+        self.assertEqual(record["timings"]["ttfb_ms"], 0.0)
+        self.assertEqual(record["timings"]["ttft_ms"], 10.0)
+
+    def test_cut_stream_recorded(self) -> None:
+        """A stream cut by ``fail_chunk`` is recorded as cut, with the events sent up to the cut."""
+        self.send(PATH + "?fail_chunk=3", body=STREAM_BODY)
+        self.o.clock.pump([0.01] * 10)
+        record = self.only_record()
+        self.assertEqual((record["outcome"], record["fault"]), (CUT, "fail_chunk"))
+        self.assertEqual(record["response"]["events_sent"], 3)
+
+    def test_abandoned_stream_recorded(self) -> None:
+        """A client that leaves mid-stream is recorded once, as disconnected."""
+        conn = self.send(body=STREAM_BODY)
+        self.o.clock.pump([0.01, 0.01])
+        conn.disconnect()
+        self.o.clock.pump([0.01] * 50)
+        record = self.only_record()
+        self.assertEqual(record["outcome"], DISCONNECTED)
+        self.assertEqual(record["response"]["events_sent"], 3)
+
+
+def _record(path: str = PATH, status: int | None = 200, key: str = "k", at: float = 0.0) -> dict:
+    return {"path": path, "status": status, "key": key, "timestamp": at}
+
+
+class JournalTests(unittest.TestCase):
+    """The ring and its filters."""
+
+    def setUp(self) -> None:
+        self.journal = Journal(10)
+        for i, status in enumerate([200, 429, 429, 500, 200, None]):
+            self.journal.add(_record(status=status, key=f"k{i % 2}", at=1_700_000_000.0 + i))
+        self.journal.add(_record(path="/v1/models", at=1_700_000_010.0))
+
+    def test_bounded_ring_drops_oldest(self) -> None:
+        """Beyond its size the journal forgets the oldest records first."""
+        journal = Journal(3)
+        for i in range(5):
+            journal.add(_record(at=float(i)))
+        self.assertEqual([r["timestamp"] for r in journal.query()], [2.0, 3.0, 4.0])
+        self.assertEqual(journal.size, 3)
+
+    def test_filters(self) -> None:
+        """``path``, ``status`` (exact or a class), ``key``, ``since`` and ``limit`` narrow the list."""
+        q = self.journal.query
+        self.assertEqual(len(q(JournalQuery(path="/v1/models"))), 1)
+        self.assertEqual(len(q(JournalQuery(status=429))), 2)
+        self.assertEqual(len(q(JournalQuery(status=4, status_class=True))), 2)
+        self.assertEqual(len(q(JournalQuery(key="k1"))), 3)
+        self.assertEqual(len(q(JournalQuery(since=1_700_000_004.0))), 3)
+        self.assertEqual([r["status"] for r in q(JournalQuery(path=PATH, limit=2))], [200, None])
+        self.assertEqual(q(JournalQuery(limit=0)), [])
+
+    def test_query_from_arguments(self) -> None:
+        """The query string's filters are parsed, ISO 8601 times included (UTC when unmarked)."""
+        args = {b"status": [b"5xx"], b"since": [b"2023-11-14T22:13:21"], b"limit": [b"5"], b"key": [b"k1"]}
+        query = JournalQuery.from_args(args)
+        self.assertEqual(query, JournalQuery(None, 5, True, "k1", 1_700_000_001.0, 5))
+        self.assertEqual(JournalQuery.from_args({b"since": [b"1700000001.5"]}).since, 1_700_000_001.5)
+
+    def test_bad_arguments_are_400s(self) -> None:
+        """A malformed filter is an OpenAI-shaped 400 naming it."""
+        for name, value in [(b"status", b"abc"), (b"status", b"99"), (b"since", b"yesterday"), (b"limit", b"-1")]:
+            with self.assertRaises(APIError) as raised:
+                JournalQuery.from_args({name: [value]})
+            self.assertEqual((raised.exception.status, raised.exception.param), (400, name.decode()))
+
+    def test_clear(self) -> None:
+        """Clearing empties the journal and says how many records went."""
+        self.assertEqual(self.journal.clear(), 7)
+        self.assertEqual(len(self.journal), 0)

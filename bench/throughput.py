@@ -1,0 +1,143 @@
+"""
+Throughput of the chat route against a bare ``twisted.web`` resource, in one run.
+
+Both servers run as child processes; an asyncio load generator (keep-alive
+HTTP/1.1, ``--connections`` concurrent connections) drives each in turn for
+``--seconds``, alternating for ``--rounds`` rounds so that machine noise hits
+both alike.  It prints requests per second for each, the ratio mock/bare
+(median over rounds), each server's start-up time and resident memory after
+the load.  Run from the checkout root:
+
+    PYTHONPATH=. python bench/throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}).encode()
+REQUEST = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
+)
+
+
+def free_port() -> int:
+    """A currently free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(kind: str) -> tuple[subprocess.Popen, int, float]:
+    """Start a server; return it, its port, and seconds until it answered 'ready'."""
+    port = free_port()
+    began = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(
+        [sys.executable, "bench/servers.py", kind, str(port)], stdout=subprocess.PIPE, env=env
+    )
+    proc.stdout.readline()
+    return proc, port, time.perf_counter() - began
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _worker(port: int, deadline: float, counts: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            writer.write(REQUEST)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(head[:80])
+            await reader.readexactly(length)
+            counts[0] += 1
+    finally:
+        writer.close()
+
+
+async def load(port: int, connections: int, seconds: float) -> float:
+    """Requests per second over ``connections`` keep-alive connections for ``seconds``."""
+    counts = [0]
+    began = time.perf_counter()
+    deadline = began + seconds
+    await asyncio.gather(*(_worker(port, deadline, counts) for _ in range(connections)))
+    return counts[0] / (time.perf_counter() - began)
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def wrk_load(port: int, connections: int, seconds: float) -> float:
+    """Requests per second measured by ``wrk`` (one thread, ``connections`` connections)."""
+    script = f"/tmp/mockllm-bench-{os.getpid()}.lua"
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT % BODY.decode())
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "-s", script, f"http://127.0.0.1:{port}/v1/chat/completions"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(out)
+    return float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+
+
+def main() -> None:
+    """Run the comparison and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
+                        help="load generator: wrk if installed (auto), else a Python asyncio client")
+    args = parser.parse_args()
+    use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
+    print(f"load generator: {'wrk' if use_wrk else 'python asyncio'}")
+    servers = {kind: start(kind) for kind in ("bare", "mock")}
+    rates: dict[str, list[float]] = {kind: [] for kind in servers}
+    try:
+        for _ in range(args.rounds):
+            for kind, (_, port, _) in servers.items():
+                if use_wrk:
+                    rates[kind].append(wrk_load(port, args.connections, args.seconds))
+                else:
+                    rates[kind].append(asyncio.run(load(port, args.connections, args.seconds)))
+        for kind, (proc, _, startup) in servers.items():
+            median = statistics.median(rates[kind])
+            print(f"{kind:5} {median:8.0f} req/s  start {startup:.2f} s  rss {rss_mib(proc.pid):.1f} MiB")
+        ratio = statistics.median(m / b for m, b in zip(rates["mock"], rates["bare"]))
+        print(f"ratio mock/bare: {ratio:.2f} (median of {args.rounds} rounds, {args.connections} connections)")
+    finally:
+        for proc, _, _ in servers.values():
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()

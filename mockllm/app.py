@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import random
-import secrets
 from http import HTTPStatus
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Protocol
@@ -88,6 +87,8 @@ class MockLLM:
         self.config = config
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()
+        #: Ids come from their own generator (seeded from the OS), apart from ``rng``.
+        self._ids = random.Random()
         self.scenarios = scenarios if scenarios is not None else NoScenario()
         self.identify = identify
         self.observers = list(observers)
@@ -116,7 +117,7 @@ class MockLLM:
 
     def _begin(self, request: IRequest) -> Exchange:
         """Stamp the common headers and start the request's :class:`Exchange`."""
-        request_id = "req_" + secrets.token_hex(16)
+        request_id = "req_%032x" % self._ids.getrandbits(128)
         request.setHeader(b"x-request-id", request_id.encode("ascii"))
         request.setHeader(b"openai-version", OPENAI_VERSION)
         peer = request.getClientAddress()
@@ -313,7 +314,7 @@ class MockLLM:
             return deferLater(self.clock, fault.hold, self._error, request, ex, status_error(504))
         prompt = creq.texts[-1] if creq.texts else ""
         reply = plan.content if plan.content is not None else content.draw_reply(self.rng, prompt)
-        cid = wire.completion_id(creq.kind)
+        cid = wire.completion_id(creq.kind, self._ids)
         created = int(self.clock.seconds())
         ex.completion_tokens = content.count_tokens(reply)
         if creq.stream:

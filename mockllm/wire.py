@@ -9,7 +9,7 @@ allows to be null, such as ``logprobs`` and ``refusal``, are present).
 from __future__ import annotations
 
 import json
-import secrets
+import random
 import string
 from typing import Any
 
@@ -32,10 +32,13 @@ def sse_event(obj: Any) -> bytes:
     return b"data: " + dumps(obj) + b"\n\n"
 
 
-def completion_id(kind: str) -> str:
-    """A fresh id in the real API's style: ``chatcmpl-...`` or ``cmpl-...``."""
+def completion_id(kind: str, ids: random.Random) -> str:
+    """A fresh id in the real API's style, ``chatcmpl-`` or ``cmpl-`` and 29 letters and digits.
+
+    ``ids`` is a generator kept apart from the seeded one, so ids never shift seeded replies.
+    """
     prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(29))
+    return prefix + "".join(ids.choices(_ALPHABET, k=29))
 
 
 def usage(request: CompletionRequest, reply: str) -> dict[str, Any]:

@@ -59,13 +59,19 @@ class ServerProcess(ProcessProtocol):
 
 
 def spawn(testcase, args: list[str], cwd: str, command: str = "twist") -> ServerProcess:
-    """Start ``python -m twisted.scripts.<command> ... mockllm <args>`` in ``cwd``; stopped in cleanup."""
+    """Start ``twist`` (or ``twistd -n``, or a daemonizing ``twistd``) ``mockllm <args>`` in ``cwd``.
+
+    The child is stopped in cleanup (a daemonizing launcher has exited by then).
+    """
     protocol = ServerProcess()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
     if command == "twist":
         argv = [sys.executable, "-m", "twisted", "mockllm", *args]
-    else:
-        argv = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile=", "mockllm", *args]
+    elif command == "twistd":
+        argv = [*twistd, "-n", "--pidfile=", "mockllm", *args]
+    else:  # "twistd-daemon": daemonize with the usual twistd.pid and twistd.log in cwd
+        argv = [*twistd, "mockllm", *args]
     reactor.spawnProcess(protocol, sys.executable, argv, env=env, path=cwd)
     testcase.addCleanup(protocol.stop)
     return protocol

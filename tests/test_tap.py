@@ -129,6 +129,28 @@ class ProcessTests(unittest.TestCase):
         response = await treq_client(self).get(url + "/health")
         self.assertEqual(await response.json(), {"status": "healthy"})
 
+    async def test_twistd_daemonizes(self) -> None:
+        """``twistd mockllm`` daemonizes: its pidfile names a live server, its logfile has the curl line."""
+        import os
+        import re
+        import signal
+
+        from twisted.internet.task import deferLater
+
+        cwd = self.mktemp_dir()
+        pidfile, logfile = os.path.join(cwd, "twistd.pid"), os.path.join(cwd, "twistd.log")
+        launcher = spawn(self, ["--no-https", "--http-port", "0"], cwd, command="twistd-daemon")
+        self.assertEqual(await launcher.ended, 0)
+        for _ in range(100):
+            if os.path.exists(logfile) and b"try: curl" in open(logfile, "rb").read():
+                break
+            await deferLater(reactor, 0.1, lambda: None)
+        pid = int(open(pidfile).read())
+        self.addCleanup(_kill, pid, signal.SIGTERM)
+        url = re.search(r"HTTP on (http://\S+)", open(logfile).read()).group(1)
+        response = await treq_client(self).get(url + "/health")
+        self.assertEqual(await response.json(), {"status": "healthy"})
+
     async def test_busy_port_exits_nonzero(self) -> None:
         """A busy port: one clear line and a non-zero exit, no half-running server."""
         busy = reactor.listenTCP(0, _NullFactory(), interface="127.0.0.1")
@@ -155,6 +177,16 @@ class ProcessTests(unittest.TestCase):
         path = self.mktemp()
         os.makedirs(path)
         return path
+
+
+def _kill(pid: int, signum: int) -> None:
+    """Signal ``pid`` if it still exists."""
+    import os
+
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 class _NullFactory:

@@ -15,7 +15,7 @@ import math
 import random
 from http import HTTPStatus
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from klein import Klein
 from twisted.internet.defer import Deferred
@@ -32,7 +32,7 @@ from mockllm.config import Config
 from mockllm.errors import APIError, invalid_request, status_error
 from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, Exchange, ExchangeObserver
 from mockllm.plan import ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
-from mockllm.sse import EventStream, pauses_for
+from mockllm.sse import EventStream, paced
 from mockllm.validation import (
     CompletionRequest,
     control_lookup,
@@ -326,15 +326,21 @@ class MockLLM:
         self, request: IRequest, ex: Exchange, creq: CompletionRequest, plan: Plan, reply: str, cid: str, created: int
     ) -> Deferred:
         """Answer with an event stream; fires when the stream has ended."""
-        events, first_content = stream_events(wire.ChunkMaker(creq, cid, created), reply)
+        maker = wire.ChunkMaker(creq, cid, created)
         fault = plan.fault
-        if isinstance(fault, ChunkFault) and fault.chunk <= len(events):
-            events = events[: fault.chunk - 1] + [wire.ChunkMaker(creq, cid, created).broken()]
-            ex.outcome = CUT
+        cut_at = fault.chunk if isinstance(fault, ChunkFault) else None
+        events = stream_events(maker, reply, cut_at)
         self._headers_out(request, ex, 200, EVENT_STREAM)
         request.setHeader(b"cache-control", b"no-cache")
-        pauses = pauses_for(len(events), plan.timing, self.rng)
-        return EventStream(request, self.clock, events, pauses, watch=first_content, progress=ex).start()
+        items = paced(events, plan.timing, self.rng)
+        stream = EventStream(request, self.clock, items, watch=maker.first_content, progress=ex)
+        return stream.start().addCallback(_note_cut, ex, maker)
+
+
+def _note_cut(sent: int, ex: Exchange, maker: wire.ChunkMaker) -> None:
+    """After a stream: record whether a fault cut it."""
+    if maker.cut:
+        ex.outcome = CUT
 
 
 def _phrase(status: int) -> bytes:
@@ -345,20 +351,30 @@ def _phrase(status: int) -> bytes:
         return b"Error"
 
 
-def stream_events(maker: wire.ChunkMaker, reply: str) -> tuple[list[bytes], int]:
-    """All events of a stream, and the index of the first one carrying content."""
-    events = []
+def stream_events(maker: wire.ChunkMaker, reply: str, cut_at: int | None = None) -> Iterator[bytes]:
+    """The events of a stream, rendered one at a time as they are pulled.
+
+    With ``cut_at`` (the ``fail_chunk`` fault, 1-based), event ``cut_at`` is malformed and
+    the stream ends there, without ``[DONE]``.
+    """
+    for number, event in enumerate(_whole_stream(maker, reply), start=1):
+        if number == cut_at:
+            yield maker.broken()
+            return
+        yield event
+
+
+def _whole_stream(maker: wire.ChunkMaker, reply: str) -> Iterator[bytes]:
     role = maker.role()
     if role is not None:
-        events.append(role)
-    first_content = len(events)
-    events.extend(maker.piece(piece) for piece in content.tokenize(reply))
-    events.append(maker.finish())
+        yield role
+    for piece in content.tokenize(reply):
+        yield maker.piece(piece)
+    yield maker.finish()
     usage = maker.usage(reply)
     if usage is not None:
-        events.append(usage)
-    events.append(wire.DONE_EVENT)
-    return events, first_content
+        yield usage
+    yield wire.DONE_EVENT
 
 
 def model_not_found(model: str, param: str | None) -> APIError:

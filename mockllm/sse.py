@@ -1,19 +1,20 @@
 """
-The server-sent-events producer: writes pre-rendered events on timers.
+The server-sent-events producer: writes events on timers, one at a time.
 
 :class:`EventStream` is an ``IPushProducer`` registered on the request.  It
-sends one event per timer tick on the injected clock, stops scheduling while
-the transport is paused, and ends by firing the Deferred returned from
-:meth:`EventStream.start` (the Klein route returns it, and Klein finishes the
-request).  Cancelling that Deferred (Klein does so when the client goes
-away) cancels the pending timer and unregisters the producer; the request is
-never finished after a disconnect.
+pulls ``(pause, event)`` pairs lazily from an iterator (so an open stream
+holds one rendered event, not the whole reply), waits each pause on the
+injected clock, holds back while the transport is paused, and ends by
+firing the Deferred returned from :meth:`EventStream.start` (the Klein route
+returns it, and Klein finishes the request).  Cancelling that Deferred
+(Klein does so when the client goes away) cancels the pending timer and
+unregisters the producer; the request is never finished after a disconnect.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
@@ -25,22 +26,21 @@ from mockllm.plan import StreamTiming
 
 @implementer(IPushProducer)
 class EventStream:
-    """Sends ``events[i]`` after ``pauses[i]`` seconds, one timer at a time."""
+    """Writes each ``event`` after its ``pause`` (seconds), in order."""
 
     def __init__(
         self,
         request: IRequest,
         clock: IReactorTime,
-        events: Sequence[bytes],
-        pauses: Sequence[float],
+        items: Iterable[tuple[float, bytes]],
         watch: int = 0,
         progress: Any = None,
     ) -> None:
         self._request = request
         self._clock = clock
-        self._events = events
-        self._pauses = pauses
-        self._next = 0
+        self._items: Iterator[tuple[float, bytes]] = iter(items)
+        #: The event pulled from ``items`` and not yet written.
+        self._pending: bytes | None = None
         self._paused = False
         self._due = False
         self._timer: IDelayedCall | None = None
@@ -48,7 +48,7 @@ class EventStream:
         #: How many events have been written so far.
         self.sent = 0
         self._watch = watch
-        #: Clock time at which event number ``watch`` was written, or ``None``.
+        #: Clock time at which event number ``watch`` (0-based) was written, or ``None``.
         self.watched_at: float | None = None
         #: Kept up to date with ``events_sent`` and ``first_token_at`` as events go out (the
         #: request's :class:`~mockllm.exchange.Exchange`), so it is right however the stream ends.
@@ -63,29 +63,29 @@ class EventStream:
     def _schedule(self) -> None:
         """Write every event that is due now; set a timer for the next one."""
         while not (self._paused or self._timer is not None or self._done.called):
-            if self._next >= len(self._events):
+            item = next(self._items, None)
+            if item is None:
                 self._request.unregisterProducer()
                 self._done.callback(self.sent)
                 return
-            pause = self._pauses[self._next]
+            pause, self._pending = item
             if pause > 0:
                 self._timer = self._clock.callLater(pause, self._tick)
                 return
-            self._write_next()
+            self._write_pending()
 
     def _tick(self) -> None:
         self._timer = None
         if self._paused:
             self._due = True
             return
-        self._write_next()
+        self._write_pending()
         self._schedule()
 
-    def _write_next(self) -> None:
-        event = self._events[self._next]
-        if self._next == self._watch:
+    def _write_pending(self) -> None:
+        event, self._pending = self._pending, None
+        if self.sent == self._watch:
             self.watched_at = self._clock.seconds()
-        self._next += 1
         self.sent += 1
         if self._progress is not None:
             self._progress.events_sent = self.sent
@@ -114,7 +114,7 @@ class EventStream:
         self._paused = False
         if self._due:
             self._due = False
-            self._write_next()
+            self._write_pending()
         self._schedule()
 
     def stopProducing(self) -> None:
@@ -122,13 +122,10 @@ class EventStream:
         self._paused = True
 
 
-def pauses_for(count: int, timing: StreamTiming, rng: random.Random) -> list[float]:
-    """The pause before each of ``count`` events: the role event at once, then TTFT, then ITL."""
-    pauses = []
-    for i in range(count):
+def paced(events: Iterable[bytes], timing: StreamTiming, rng: random.Random) -> Iterator[tuple[float, bytes]]:
+    """Pair each event with its pause: the first at once, then the TTFT, then the inter-token pause."""
+    for i, event in enumerate(events):
         base = 0.0 if i == 0 else timing.first_token if i == 1 else timing.inter_token
         if timing.jitter and base:
             base *= 1 + rng.uniform(-timing.jitter, timing.jitter)
-        pauses.append(base)
-    return pauses
-
+        yield base, event

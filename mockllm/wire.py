@@ -93,6 +93,10 @@ class ChunkMaker:
     def __init__(self, request: CompletionRequest, cid: str, created: int) -> None:
         self.request = request
         self._chat = request.kind == "chat"
+        #: The 0-based number of the first event carrying content (after the chat role event).
+        self.first_content = 1 if self._chat else 0
+        #: Whether :meth:`broken` has been called: the stream was cut by a fault.
+        self.cut = False
         self._head = {
             "id": cid,
             "object": "chat.completion.chunk" if self._chat else "text_completion",
@@ -136,6 +140,7 @@ class ChunkMaker:
 
     def broken(self) -> bytes:
         """A malformed event, for ``fail_chunk``: JSON cut off mid-object."""
+        self.cut = True
         whole = dumps(dict(self._head, choices=[self._choice({"content": "..."}, None, "...")]))
         return b"data: " + whole[: len(whole) // 2] + b"\n\n"
 

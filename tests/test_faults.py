@@ -180,6 +180,24 @@ class ChunkFaultTests(FaultCase):
         self.assertRaises(ValueError, json.loads, events[2])
         self.assertNotIn("[DONE]", events)
 
+    def test_outcome_recorded(self) -> None:
+        """The exchange records the stream as cut by the fault, with the events sent."""
+        finished = []
+
+        class Observer:
+            def exchange_started(self, ex) -> None:
+                """Nothing."""
+
+            def exchange_finished(self, ex) -> None:
+                """Keep it."""
+                finished.append(ex)
+
+        self.app, self.clock = make_app(observers=[Observer()])
+        self.send(PATH + "?stream=true&fail_chunk=4")
+        self.clock.pump([0.1] * 50)
+        [ex] = finished
+        self.assertEqual((ex.outcome, ex.events_sent, ex.fault), ("cut-by-fault", 4, "fail_chunk"))
+
     def test_header_form(self) -> None:
         """``X-Mock-Fail-Chunk: 1`` breaks the very first event."""
         conn = self.send(body=dict(CHAT_BODY, stream=True), headers={"X-Mock-Fail-Chunk": "1"})

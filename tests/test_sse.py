@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from mockllm.plan import StreamTiming
-from mockllm.sse import EventStream, pauses_for
+from mockllm.sse import EventStream, paced
 
 
 class FakeRequest:
@@ -43,7 +43,7 @@ class EventStreamTests(unittest.TestCase):
         self.clock = Clock()
         self.request = FakeRequest()
         self.events = [b"a", b"b", b"c", b"d"]
-        self.stream = EventStream(self.request, self.clock, self.events, [0, 1, 1, 1], watch=1)
+        self.stream = EventStream(self.request, self.clock, zip([0, 1, 1, 1], self.events), watch=1)
         self.done = self.stream.start()
 
     def test_registered_and_paced(self) -> None:
@@ -54,6 +54,24 @@ class EventStreamTests(unittest.TestCase):
         self.clock.advance(1)
         self.assertEqual(self.request.written, [b"a", b"b"])
         self.assertEqual(self.stream.watched_at, 1)
+
+    def test_lazy(self) -> None:
+        """Events are pulled one at a time: an open stream holds only the next event."""
+        pulled = []
+
+        def items():
+            for i in range(1000):
+                pulled.append(i)
+                yield 1.0, b"x"
+
+        request = FakeRequest()
+        EventStream(request, self.clock, items()).start()
+        self.assertEqual(pulled, [0])
+        self.clock.advance(1)
+        self.assertEqual(pulled, [0, 1])
+        self.clock.advance(1)
+        self.assertEqual(request.written, [b"x", b"x"])
+        self.clock.pump([1] * 998)
 
     def test_end(self) -> None:
         """At the end it unregisters, then fires with the number of events sent."""
@@ -83,16 +101,17 @@ class EventStreamTests(unittest.TestCase):
 
 
 class PauseTests(unittest.TestCase):
-    """:func:`pauses_for`."""
+    """:func:`paced`."""
 
     def test_shape(self) -> None:
         """The role event goes at once, then the TTFT, then the inter-token pause."""
         timing = StreamTiming(first_token=0.5, inter_token=0.1)
-        self.assertEqual(pauses_for(4, timing, random.Random(0)), [0.0, 0.5, 0.1, 0.1])
+        pairs = list(paced([b"r", b"a", b"b", b"c"], timing, random.Random(0)))
+        self.assertEqual(pairs, [(0.0, b"r"), (0.5, b"a"), (0.1, b"b"), (0.1, b"c")])
 
     def test_jitter_bounds(self) -> None:
         """Jitter keeps each pause within its band, and varies it."""
         timing = StreamTiming(first_token=1.0, inter_token=1.0, jitter=0.2)
-        pauses = pauses_for(200, timing, random.Random(1))[1:]
+        pauses = [p for p, _ in paced([b"e"] * 200, timing, random.Random(1))][1:]
         self.assertTrue(all(0.8 <= p <= 1.2 for p in pauses))
         self.assertGreater(len(set(pauses)), 100)

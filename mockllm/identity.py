@@ -46,12 +46,18 @@ def certificate_identity(cert: x509.Certificate) -> dict:
 
 
 def _tls_connection(request) -> Optional[SSL.Connection]:
-    transport = getattr(getattr(request, "channel", None), "transport", None) or getattr(
-        request, "transport", None
-    )
-    get_handle = getattr(transport, "getHandle", None)
-    handle = get_handle() if get_handle is not None else None
-    return handle if isinstance(handle, SSL.Connection) else None
+    """
+    The OpenSSL connection under C{request}: its channel's transport, or a
+    transport below that (an HTTP/2 stream sits on the connection).
+    """
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    for _ in range(3):
+        get_handle = getattr(transport, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
+        if isinstance(handle, SSL.Connection):
+            return handle
+        transport = getattr(transport, "transport", None)
+    return None
 
 
 def _describe(conn: SSL.Connection) -> dict:

@@ -26,6 +26,7 @@ alert is not reported: OpenSSL gives the server nothing to see.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -34,12 +35,16 @@ from typing import Callable, Optional
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.internet.threads import deferToThread
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from mockllm import pki
+from mockllm.config import TLSConfig
 
 log = Logger()
 
@@ -189,6 +194,11 @@ def certificate_options(material: TLSMaterial, client_cert: str = "required") ->
         caCerts=[crypto.X509.from_cryptography(c) for c in material.cas],
         requireCertificate=client_cert == "required",
         raiseMinimumTo=TLSVersion.TLSv1_2,
+        # ALPN: Twisted asks the factory right under TLS for its protocols; a
+        # wrapping factory (e.g. a connection limiter) may not forward them,
+        # and an empty answer fails every ALPN client (curl, httpx) with an
+        # internal-error alert.  Offering http/1.1 here keeps them working.
+        acceptableProtocols=[b"http/1.1"],
     )
 
 
@@ -261,30 +271,40 @@ class ReloadableServerTLS:
         fault: Optional[str] = None,
         fault_ca: Optional[pki.Issued] = None,
         hosts=pki.DEFAULT_HOSTS,
+        in_thread: Callable[..., Deferred] = deferToThread,
     ) -> None:
         """
         Load the material; raise L{TLSConfigError} (naming the file) if it is
         unusable, log a warning if the server certificate is expired.
-        C{fault_ca} signs the fault certificate (see L{pki.fault_identity}).
+        C{fault_ca} signs the fault certificate (see L{pki.fault_identity});
+        C{in_thread} runs L{reload}'s file reads off the reactor thread.
         """
         self.cert_path, self.key_path, self.ca_path = Path(cert_path), Path(key_path), Path(ca_path)
         self.client_cert = client_cert
         self.on_handshake = on_handshake
         self.fault = fault
+        self._in_thread = in_thread
         self._fault_identity = None
         if fault is not None:
             try:
                 self._fault_identity = pki.fault_identity(fault, fault_ca, hosts)
             except pki.PKIError as e:
                 raise TLSConfigError(str(e)) from None
-        self._options = self._build()
+        self._use(self._read())
 
-    def _build(self) -> CertificateOptions:
+    def _read(self) -> TLSMaterial:
+        """
+        Read and check the files (or the fault identity plus the CA bundle).
+        """
         if self._fault_identity is not None:
             cas = load_certificates(self.ca_path, "TLS CA bundle")
-            material = material_from_issued(self._fault_identity, cas)
-        else:
-            material = load_material(self.cert_path, self.key_path, self.ca_path)
+            return material_from_issued(self._fault_identity, cas)
+        return load_material(self.cert_path, self.key_path, self.ca_path)
+
+    def _use(self, material: TLSMaterial) -> list[str]:
+        """
+        Build the options for C{material} and make them current.
+        """
         options = certificate_options(material, self.client_cert)
         try:
             options.getContext()  # build now, so errors surface here, not at a handshake
@@ -292,24 +312,32 @@ class ReloadableServerTLS:
             raise TLSConfigError(f"OpenSSL refused the material from {self.cert_path}: {e}") from None
         for warning in material.warnings:
             log.warn("{problem}", problem=warning)
-        self.material = material
-        return options
+        self._options, self.material = options, material
+        return list(material.warnings)
 
-    def reload(self) -> list[str]:
+    def reload(self) -> Deferred:
         """
-        Re-read the certificate, key and CA bundle.  On success new
-        handshakes use them and the warnings (if any) are returned; on
-        failure L{TLSConfigError} naming the file is raised and the old
-        material stays in use.
+        Re-read the certificate, key and CA bundle (in a thread: the reactor
+        never waits on the disk).  Fires with the warnings (usually none)
+        once new handshakes use the new material; fails with
+        L{TLSConfigError} naming the file if one is broken, and the old
+        material stays in use.  Open connections are never touched.
         """
-        try:
-            self._options = self._build()
-        except TLSConfigError as e:
-            log.error("TLS reload failed, keeping the previous material: {error}", error=str(e))
-            raise
-        log.info("TLS material reloaded from {cert}, {key}, {ca}",
-                 cert=self.cert_path, key=self.key_path, ca=self.ca_path)
-        return list(self.material.warnings)
+        d = self._in_thread(self._read)
+        d.addCallback(self._use)
+
+        def done(warnings: list[str]) -> list[str]:
+            log.info("TLS material reloaded from {cert}, {key}, {ca}",
+                     cert=self.cert_path, key=self.key_path, ca=self.ca_path)
+            return warnings
+
+        def failed(failure):
+            failure.trap(TLSConfigError)
+            log.error("TLS reload failed, keeping the previous material: {error}",
+                      error=failure.getErrorMessage())
+            return failure
+
+        return d.addCallbacks(done, failed)
 
     def getContext(self) -> SSL.Context:
         """
@@ -328,3 +356,129 @@ class ReloadableServerTLS:
             conn.set_verify(conn.get_verify_mode(), watch.verify)
             conn.set_info_callback(watch.info)
         return conn
+
+
+def _hosts_for(host: str) -> tuple[str, ...]:
+    """
+    The names a generated server certificate is for: the defaults, plus
+    C{host} if it is a specific other interface.
+    """
+    if host in pki.DEFAULT_HOSTS or host in ("", "0.0.0.0", "::"):
+        return pki.DEFAULT_HOSTS
+    return pki.DEFAULT_HOSTS + (host,)
+
+
+def _fault_ca(certs_dir: Path) -> Optional[pki.Issued]:
+    ca_cert, ca_key = certs_dir / "ca.pem", certs_dir / "ca.key"
+    if ca_cert.exists() and ca_key.exists():
+        try:
+            return pki.load_issued(ca_cert, ca_key)
+        except pki.PKIError as e:
+            raise TLSConfigError(str(e)) from None
+    return None
+
+
+def server_tls_from_config(
+    config: TLSConfig, host: str = "127.0.0.1", on_handshake: Optional[HandshakeHook] = None
+) -> tuple[ReloadableServerTLS, Optional[pki.DevPKI]]:
+    """
+    The server's TLS for C{config}, and the development PKI if it is the
+    one in use.
+
+    Each of C{cert_path}, C{key_path}, C{ca_cert_path} that is None means
+    C{server.pem}, C{server.key}, C{ca.pem} in C{certs_dir}.  When all three
+    are None, a missing development PKI is generated there first (existing
+    files are kept).  Raises L{TLSConfigError} naming the file at fault.
+    """
+    certs_dir = Path(config.certs_dir)
+    dev = None
+    if config.cert_path is None and config.key_path is None and config.ca_cert_path is None:
+        try:
+            dev = pki.generate_dev_pki(certs_dir, hosts=_hosts_for(host))
+        except (pki.PKIError, OSError) as e:
+            raise TLSConfigError(f"cannot make the development PKI in {certs_dir}: {e}") from None
+        if dev.created:
+            log.info("mockllm: generated a development PKI in {dir}", dir=certs_dir)
+    fault = config.fault
+    server = ReloadableServerTLS(
+        Path(config.cert_path or certs_dir / "server.pem"),
+        Path(config.key_path or certs_dir / "server.key"),
+        Path(config.ca_cert_path or certs_dir / "ca.pem"),
+        client_cert="required" if config.require_client_cert else "optional",
+        on_handshake=on_handshake,
+        fault=fault,
+        fault_ca=_fault_ca(certs_dir) if fault not in (None, "untrusted-server-cert") else None,
+        hosts=_hosts_for(host),
+    )
+    if fault is not None:
+        log.warn("mockllm: --tls-fault {fault}: serving a certificate correct clients refuse", fault=fault)
+    return server, dev
+
+
+class TLSReloadService(Service):
+    """
+    Reloads the server's TLS material on SIGHUP while running (the previous
+    handler is restored on stop).
+    """
+
+    def __init__(self, server_tls: ReloadableServerTLS, reactor=None) -> None:
+        """
+        Reload C{server_tls}; C{reactor} schedules the reload (default: the global one).
+        """
+        self.server_tls = server_tls
+        self._reactor = reactor
+        self._previous = None
+
+    def startService(self) -> None:
+        """
+        Install the SIGHUP handler (where there is SIGHUP and this is the main thread).
+        """
+        super().startService()
+        if hasattr(signal, "SIGHUP"):
+            try:
+                self._previous = signal.signal(signal.SIGHUP, self._on_signal)
+            except ValueError:  # not the main thread
+                self._previous = None
+
+    def stopService(self) -> None:
+        """
+        Put the previous SIGHUP handler back.
+        """
+        super().stopService()
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)
+            self._previous = None
+
+    def _on_signal(self, signum, frame) -> None:
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        reactor.callFromThread(self.reload)
+
+    def reload(self) -> Deferred:
+        """
+        Reload now; a broken file is logged (by L{ReloadableServerTLS.reload}), not raised.
+        """
+        def logged_already(failure) -> None:
+            failure.trap(TLSConfigError)
+
+        return self.server_tls.reload().addErrback(logged_already)
+
+
+def reload_response(server_tls: Optional[ReloadableServerTLS]) -> Deferred:
+    """
+    What C{POST /__admin/reload-tls} answers: fires with C{(status, body)}
+    where body is a JSON-ready dict: 200 C{{"reloaded": true, "warnings":
+    [...]}}, 500 C{{"reloaded": false, "error": "..."}} naming the broken
+    file (the old material stays in use), or 404 without an HTTPS listener.
+    """
+    if server_tls is None:
+        return succeed((404, {"reloaded": False, "error": "this server has no HTTPS listener"}))
+
+    def failed(failure):
+        failure.trap(TLSConfigError)
+        return 500, {"reloaded": False, "error": failure.getErrorMessage()}
+
+    d = server_tls.reload()
+    d.addCallbacks(lambda warnings: (200, {"reloaded": True, "warnings": warnings}), failed)
+    return d

@@ -432,7 +432,7 @@ class ReloadTests(unittest.TestCase):
         """
         old = yield self.open_client()
         fresh = self.new_server_cert()
-        self.assertEqual(self.server.reload(), [])
+        self.assertEqual((yield self.server.reload()), [])
         new = yield self.open_client()
         self.assertEqual(new.server_cert().serial_number, fresh.cert.serial_number)
         self.assertNotEqual(old.server_cert().serial_number, fresh.cert.serial_number)
@@ -446,7 +446,7 @@ class ReloadTests(unittest.TestCase):
         """
         old = yield self.open_client()
         replace(self.dev.path("ca.pem"), pki.make_ca("replacement CA").cert_pem())
-        self.server.reload()
+        yield self.server.reload()
         stage, _ = yield ts.in_thread(ts.attempt, self.port, ts.client_context(self.dev))
         self.assertNotEqual(stage, "ok")
         yield ts.in_thread(old.get)
@@ -459,7 +459,7 @@ class ReloadTests(unittest.TestCase):
         """
         before = yield self.open_client()
         replace(self.dev.path("server.key"), b"not a key", True)
-        error = self.assertRaises(tls.TLSConfigError, self.server.reload)
+        error = yield self.assertFailure(self.server.reload(), tls.TLSConfigError)
         self.assertIn(str(self.dev.path("server.key")), str(error))
         after = yield self.open_client()
         self.assertEqual(after.server_cert(), before.server_cert())
@@ -530,3 +530,35 @@ class FaultTests(unittest.TestCase):
         """
         error = self.assertRaises(tls.TLSConfigError, make_tls, self.dev, fault="wrong-host")
         self.assertIn("CA key", str(error))
+
+
+class ALPNTests(unittest.TestCase):
+    """
+    ALPN-offering clients (curl, httpx) get http/1.1, whatever wraps the site.
+    """
+
+    timeout = 20
+
+    @defer.inlineCallbacks
+    def test_alpn_through_a_wrapping_factory(self):
+        """
+        A factory that does not forward ALPN (like a connection limiter)
+        between TLS and the site does not break ALPN clients.
+        """
+        from twisted.protocols.policies import WrappingFactory
+
+        dev = ts.shared_pki()
+        port = ts.listen(self, WrappingFactory(Site(ts.Hello())), make_tls(dev))
+        ctx = ts.client_context(dev)
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+
+        def negotiated() -> tuple[str, bytes]:
+            client = ts.BlockingClient(port, ctx)
+            try:
+                return client.tls.selected_alpn_protocol(), client.get()
+            finally:
+                client.close()
+
+        protocol, body = yield ts.in_thread(negotiated)
+        self.assertEqual(protocol, "http/1.1")
+        self.assertTrue(json.loads(body)["verified"])

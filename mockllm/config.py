@@ -35,6 +35,8 @@ class TLSConfig:
     ca_cert_path: str | None = None
     require_client_cert: bool = True
     certs_dir: str = "certs"
+    #: ``--tls-fault``: serve a certificate correct clients refuse (see docs/mtls.md).
+    fault: str | None = None
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ class GenerateTests(unittest.TestCase):
         """
         days, hosts and client_cn shape the certificates.
         """
-        dev = pki.generate_dev_pki(self.mktemp(), days=10, hosts=["api.test", "10.1.2.3"], client_cn="proxy")
+        dev = pki.generate_dev_pki(str(ts.temp_path(self)), days=10, hosts=["api.test", "10.1.2.3"], client_cn="proxy")
         server = cert(dev, "server")
         self.assertEqual((server.not_valid_after_utc - server.not_valid_before_utc).days, 10)
         sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -251,7 +251,7 @@ class CertsCommandTests(unittest.TestCase):
         """
         Options may follow DIR; the PKI is written and the curl command printed.
         """
-        target = Path(self.mktemp())
+        target = ts.temp_path(self)
         status, out, err = self.run_main("certs", str(target), "--days", "30", "--hosts",
                                          "localhost,api.test", "--client-cn", "proxy", "--bad")
         self.assertEqual((status, err), (0, ""))
@@ -295,7 +295,7 @@ class CertsCommandTests(unittest.TestCase):
         Through C{python -m}, a bad value prints a usage line, not a traceback.
         """
         result = subprocess.run(
-            [sys.executable, "-m", "mockllm", "certs", self.mktemp(), "--days", "x"],
+            [sys.executable, "-m", "mockllm", "certs", str(ts.temp_path(self)), "--days", "x"],
             capture_output=True, text=True, cwd=str(Path(__file__).parent.parent),
         )
         self.assertEqual(result.returncode, 2)

@@ -46,11 +46,22 @@ def shared_pki() -> pki.DevPKI:
     return pki.DevPKI(_pki_dir)
 
 
+def temp_path(testcase) -> Path:
+    """
+    A path (not yet created) in a temporary directory removed after the
+    test; unlike C{mktemp} it never lands in the working directory, which
+    under pytest is the checkout.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="mockllm-test-"))
+    testcase.addCleanup(shutil.rmtree, parent, True)
+    return parent / "d"
+
+
 def copy_pki(testcase) -> pki.DevPKI:
     """
-    A private copy of L{shared_pki} in the test's temporary directory.
+    A private copy of L{shared_pki} in a temporary directory.
     """
-    target = Path(testcase.mktemp())
+    target = temp_path(testcase)
     shutil.copytree(shared_pki().directory, target)
     return pki.DevPKI(target)
 

@@ -7,7 +7,8 @@ here are written relative to it and admin requests never reach the journal,
 the request log or the metrics.
 
 Routes: ``GET``/``PUT /scenario``, ``POST /reset``, ``GET``/``DELETE
-/requests`` (see ``docs/api.md``, "Admin API and metrics").
+/requests`` (see ``docs/api.md``, "Admin API and metrics"), and for mTLS
+``GET /whoami`` and ``POST /reload-tls`` (see ``docs/mtls.md``).
 
 Who may call them (:class:`AdminAccess`): over HTTPS anyone who passed the
 TLS handshake (the listener already checked the client certificate); over
@@ -29,16 +30,17 @@ argument for whatever the route needs (``tap.makeService`` builds it).
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from klein import Klein
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from mockllm import wire
+from mockllm import identity, tls, wire
 from mockllm.errors import APIError, invalid_request
 from mockllm.journal import Journal, JournalQuery
 from mockllm.validation import parse_json_object
@@ -171,10 +173,13 @@ class Admin:
         journal: Journal,
         scenarios: ScenarioControl | None = None,
         access: AdminAccess | None = None,
+        server_tls: Callable[[], tls.ReloadableServerTLS | None] = lambda: None,
     ) -> None:
         self.journal = journal
         self.scenarios = scenarios
         self.access = access if access is not None else AdminAccess()
+        #: Finds the HTTPS listener's TLS (``None`` without one), for ``/reload-tls``.
+        self.server_tls = server_tls
         self._resource = _Guarded(self.access, self.app.resource())
 
     def resource(self) -> IResource:
@@ -228,6 +233,18 @@ class Admin:
     def delete_requests(self, request: IRequest) -> bytes:
         """Empty the journal."""
         return send_json(request, 200, {"deleted": self.journal.clear()})
+
+    # --- mTLS ------------------------------------------------------------------------------
+
+    @app.route("/whoami", methods=["GET"])
+    def whoami(self, request: IRequest) -> bytes:
+        """The caller's verified client certificate and TLS parameters (all null over plain HTTP)."""
+        return send_json(request, 200, identity.describe_connection(request))
+
+    @app.route("/reload-tls", methods=["POST"])
+    def reload_tls(self, request: IRequest) -> Deferred:
+        """Re-read the TLS certificate, key and CA bundle; 500 naming a broken file, 404 without HTTPS."""
+        return tls.reload_response(self.server_tls()).addCallback(lambda outcome: send_json(request, *outcome))
 
     # --- errors ---------------------------------------------------------------------------
 

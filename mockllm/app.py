@@ -26,7 +26,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from mockllm import content, identity, tls, wire
+from mockllm import content, tls, wire
 from mockllm.caller import Caller, caller_key
 from mockllm.config import Config
 from mockllm.errors import APIError, invalid_request, status_error
@@ -96,7 +96,7 @@ class MockLLM:
         self.admin = admin
         #: What ``GET /metrics`` shows (:class:`mockllm.metrics.Metrics`); ``None``: 404 there.
         self.metrics = metrics
-        #: The HTTPS listener's TLS (set by ``tap.makeService``), for ``/__admin/reload-tls``.
+        #: The HTTPS listener's TLS (set by ``tap.makeService``), for the admin API's ``/__admin/reload-tls``.
         self.server_tls: tls.ReloadableServerTLS | None = None
         self._models = frozenset(config.models.available)
         self._model_list = wire.dumps(wire.model_list(config.models.available))
@@ -205,23 +205,6 @@ class MockLLM:
     def completions(self, request: IRequest) -> bytes | Deferred:
         """The legacy ``POST /v1/completions``, streamed or not."""
         return self._complete(request, parse_text)
-
-    @app.route("/__admin/whoami", methods=["GET"])
-    def whoami(self, request: IRequest) -> bytes:
-        """The caller's verified client certificate and TLS parameters (all null over plain HTTP)."""
-        request.setHeader(b"content-type", JSON)
-        return wire.dumps(identity.describe_connection(request))
-
-    @app.route("/__admin/reload-tls", methods=["POST"])
-    def reload_tls(self, request: IRequest) -> Deferred:
-        """Re-read the TLS certificate, key and CA bundle; 500 naming a broken file."""
-
-        def answer(outcome: tuple[int, dict]) -> bytes:
-            request.setResponseCode(outcome[0])
-            request.setHeader(b"content-type", JSON)
-            return wire.dumps(outcome[1])
-
-        return tls.reload_response(self.server_tls).addCallback(answer)
 
     @app.route("/__admin/", branch=True)
     def admin_api(self, request: IRequest) -> Any:

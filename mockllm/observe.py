@@ -14,16 +14,28 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from twisted.application.service import MultiService
+from twisted.python import usage
 
-from mockllm.admin import Admin, AdminAccess, ScenarioControl
+from mockllm.admin import Admin, AdminAccess, Network, ScenarioControl, parse_networks
 from mockllm.console import ConsoleLog
 from mockllm.exchange import ExchangeObserver
+from mockllm.journal import DEFAULT_SIZE as JOURNAL_SIZE
 from mockllm.journal import Journal
 from mockllm.metrics import Metrics
 from mockllm.record import Recorder
-from mockllm.requestlog import RequestLog
+from mockllm.requestlog import DEFAULT_KEEP, DEFAULT_MAX_BYTES, RequestLog
+
+__all__ = ["DEFAULT_KEEP", "DEFAULT_MAX_BYTES", "JOURNAL_SIZE", "Observability", "admin_networks", "from_options"]
 
 _CONTROL = ("current", "switch", "reset", "describe")
+
+
+def admin_networks(value: str) -> tuple[Network, ...]:
+    """Coerce ``--admin-from``: comma-separated CIDRs, or a usage error naming the bad one."""
+    try:
+        return parse_networks(value)
+    except ValueError as error:
+        raise usage.UsageError(f"--admin-from: {error}") from None
 
 
 def scenario_control(chooser: object) -> ScenarioControl | None:
@@ -53,7 +65,8 @@ class Observability:
         app.observers.extend(self.observers())
         app.metrics = self.metrics
         if self.access is not None:
-            app.admin = Admin(self.journal, scenario_control(app.scenarios), self.access)
+            control = scenario_control(app.scenarios)
+            app.admin = Admin(self.journal, control, self.access, server_tls=lambda: app.server_tls)
         if self.request_log is not None:
             self.request_log.setServiceParent(parent)
 

@@ -15,6 +15,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
 from twisted.python import usage
 
+from mockllm import observe
 from mockllm.app import MockLLM
 from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
 from mockllm.listen import ListenerService, MockSite
@@ -54,6 +55,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["no-http", None, "Do not serve plain HTTP."],
+        ["no-admin", None, "Serve no admin API: /__admin/... are then 404s like any unknown URL."],
     ]
 
     optParameters = [
@@ -64,6 +66,15 @@ class Options(usage.Options):
         ["timeout-ms", None, None, "How long fail=timeout holds the connection, in ms (default 30000)."],
         ["max-delay-ms", None, None, "The largest delay a request may ask for, in ms (default 600000)."],
         ["models", None, None, "Comma-separated model ids to serve (default gpt-4o-mini,gpt-4o,gpt-3.5-turbo,gpt-4)."],
+        ["request-log", None, None, "Append every request and its answer to this file, one JSON object per line."],
+        ["request-log-max-bytes", None, observe.DEFAULT_MAX_BYTES, "Rotate the request log at this size (0: never).",
+         lambda v: _positive_int("request-log-max-bytes", v, minimum=0)],
+        ["request-log-keep", None, observe.DEFAULT_KEEP, "Rotated request logs kept (FILE.1 ... FILE.N).",
+         lambda v: _positive_int("request-log-keep", v)],
+        ["journal-size", None, observe.JOURNAL_SIZE, "Requests kept in memory for GET /__admin/requests.",
+         lambda v: _positive_int("journal-size", v, minimum=0)],
+        ["admin-from", None, None, "Networks (CIDR[,CIDR]) besides loopback that may use /__admin/ over plain HTTP.",
+         observe.admin_networks],
     ]
 
     def opt_models(self, value: str) -> None:
@@ -147,6 +158,7 @@ def makeService(options: Options) -> IService:
     app = build_app(config, reactor)
     site = MockSite(app.resource())
     top = MultiService()
+    observe.from_options(options).attach(app, top)
     server: ServerConfig = config.server
     if server.http_port is not None:
         endpoint = tcp_endpoint(reactor, server.host, server.http_port, server.backlog)

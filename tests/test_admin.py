@@ -1,0 +1,234 @@
+"""
+The admin API under ``/__admin/``: who may use it, the journal routes, and
+switching and resetting the scenario at runtime, in memory on a ``task.Clock``
+(non-loopback peers come from ``RawHTTP``'s fake transport address).
+"""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet.interfaces import ISSLTransport
+from twisted.python import usage
+from twisted.trial import unittest
+from zope.interface import alsoProvides
+
+from mockllm.admin import LOOPBACK, AdminAccess, parse_networks
+from mockllm.tap import Options
+from tests.observe_support import observed_app
+from tests.support import CHAT_BODY, RawHTTP, validate
+
+PATH = "/v1/chat/completions"
+
+
+class AdminCase(unittest.TestCase):
+    """Base: an observed app and helpers to call it."""
+
+    access: AdminAccess | None = None
+
+    def setUp(self) -> None:
+        self.o = observed_app(access=self.access)
+
+    def call(self, method: str, path: str, body: object = None, peer: str = "127.0.0.1", secure: bool = False) -> RawHTTP:
+        """One request from ``peer`` (over a TLS-looking transport if ``secure``)."""
+        conn = RawHTTP(self.o.app, peer=peer)
+        if secure:
+            alsoProvides(conn.transport, ISSLTransport)
+        self.addCleanup(conn.disconnect)
+        return conn.send(method, path, body)
+
+    def refused(self, conn: RawHTTP) -> None:
+        """Assert an OpenAI-shaped 403 ``admin_forbidden``."""
+        self.assertEqual(conn.status, 403)
+        self.assertEqual(validate("ErrorResponse", conn.json())["error"]["code"], "admin_forbidden")
+
+
+class AccessTests(AdminCase):
+    """Loopback only over plain HTTP, unless ``--admin-from``; HTTPS passes."""
+
+    def test_loopback_allowed(self) -> None:
+        """IPv4 loopback may use the admin API."""
+        self.assertEqual(self.call("GET", "/__admin/requests").status, 200)
+
+    def test_remote_refused_everywhere(self) -> None:
+        """A non-loopback peer gets a 403 on every admin URL, known or not, and nothing is journaled."""
+        for method, path in [("GET", "/__admin/requests"), ("PUT", "/__admin/scenario"), ("GET", "/__admin/nope")]:
+            self.refused(self.call(method, path, {"name": "broken"}, peer="10.1.2.3"))
+        self.assertEqual(self.o.scenarios.name, "calm")
+        self.assertEqual(len(self.o.journal), 0)
+
+    def test_https_allowed_from_anywhere(self) -> None:
+        """Over HTTPS the handshake already checked the client, so any address may proceed."""
+        self.assertEqual(self.call("GET", "/__admin/requests", peer="10.1.2.3", secure=True).status, 200)
+
+    def test_access_rules(self) -> None:
+        """IPv6 loopback and IPv4-mapped loopback are loopback; other hosts and non-IPs are not."""
+        access = AdminAccess()
+        self.assertEqual(access.networks, LOOPBACK)
+        for host in ("127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"):
+            self.assertTrue(access.allows(host), host)
+        for host in ("10.0.0.1", "::ffff:10.0.0.1", "fe80::1", "?", None):
+            self.assertFalse(access.allows(host), host)
+
+    def test_parse_networks(self) -> None:
+        """``--admin-from`` takes CIDRs and bare addresses, and names a bad entry."""
+        self.assertEqual([str(n) for n in parse_networks("10.0.0.0/8, 192.168.1.7,fd00::/8")],
+                         ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"])
+        for bad in ("10.0.0.0/33", "nonsense", " , "):
+            self.assertRaises(ValueError, parse_networks, bad)
+
+    def test_options(self) -> None:
+        """The command line parses ``--admin-from``, ``--no-admin`` and ``--journal-size``, refusing bad values."""
+        options = Options()
+        options.parseOptions(["--admin-from", "10.0.0.0/8", "--journal-size", "5", "--no-admin"])
+        self.assertEqual([str(n) for n in options["admin-from"]], ["10.0.0.0/8"])
+        self.assertEqual((options["journal-size"], options["no-admin"]), (5, True))
+        for bad in (["--admin-from", "x"], ["--journal-size", "-1"], ["--request-log-keep", "x"]):
+            self.assertRaises(usage.UsageError, Options().parseOptions, bad)
+
+
+class TLSRouteTests(AdminCase):
+    """``/__admin/whoami`` and ``/__admin/reload-tls`` are admin routes like the others."""
+
+    def test_whoami(self) -> None:
+        """Over plain HTTP from loopback whoami answers with every field null; from elsewhere, 403."""
+        conn = self.call("GET", "/__admin/whoami")
+        self.assertEqual(conn.status, 200)
+        self.assertEqual(set(conn.json().values()), {None})
+        self.refused(self.call("GET", "/__admin/whoami", peer="10.1.2.3"))
+
+    def test_reload_tls_without_https(self) -> None:
+        """Without an HTTPS listener reload-tls is a 404 saying so; from elsewhere, 403."""
+        conn = self.call("POST", "/__admin/reload-tls")
+        self.assertEqual(conn.json(), {"reloaded": False, "error": "this server has no HTTPS listener"})
+        self.assertEqual(conn.status, 404)
+        self.refused(self.call("POST", "/__admin/reload-tls", peer="10.1.2.3"))
+
+
+class AdminFromTests(AdminCase):
+    """``--admin-from 10.0.0.0/8`` adds that network to loopback."""
+
+    access = AdminAccess(parse_networks("10.0.0.0/8"))
+
+    def test_listed_network_allowed(self) -> None:
+        """A peer in the network may proceed; loopback still may; others may not."""
+        self.assertEqual(self.call("GET", "/__admin/requests", peer="10.200.0.1").status, 200)
+        self.assertEqual(self.call("GET", "/__admin/requests").status, 200)
+        self.refused(self.call("GET", "/__admin/requests", peer="192.168.0.1"))
+
+
+class NoAdminTests(unittest.TestCase):
+    """``--no-admin``."""
+
+    def test_admin_urls_are_unknown(self) -> None:
+        """Without the admin API its URLs are 404 ``Invalid URL``, journaled like any unknown URL."""
+        o = observed_app(admin=False)
+        conn = RawHTTP(o.app).send("GET", "/__admin/requests")
+        self.assertEqual(conn.status, 404)
+        self.assertEqual(conn.json()["error"]["message"], "Invalid URL (GET /__admin/requests)")
+        self.assertEqual(len(o.journal), 1)
+
+
+class JournalRouteTests(AdminCase):
+    """``GET`` and ``DELETE /__admin/requests``."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.call("POST", PATH, CHAT_BODY)
+        self.call("POST", PATH + "?fail=429", CHAT_BODY)
+        self.call("POST", PATH + "?fail=503", CHAT_BODY)
+        self.call("GET", "/v1/models")
+
+    def test_list_and_filter(self) -> None:
+        """The list is oldest first; filters narrow it; admin calls themselves are not in it."""
+        body = self.call("GET", "/__admin/requests").json()
+        self.assertEqual(body["object"], "list")
+        self.assertEqual([r["status"] for r in body["data"]], [200, 429, 503, 200])
+        self.assertEqual((body["count"], body["capacity"]), (4, 100))
+        page = self.call("GET", f"/__admin/requests?path={PATH}&status=5xx").json()
+        self.assertEqual([r["query"] for r in page["data"]], ["fail=503"])
+        page = self.call("GET", "/__admin/requests?limit=2").json()
+        self.assertEqual([r["path"] for r in page["data"]], [PATH, "/v1/models"])
+
+    def test_bad_filter(self) -> None:
+        """A malformed filter is an OpenAI-shaped 400."""
+        conn = self.call("GET", "/__admin/requests?since=later")
+        self.assertEqual(conn.status, 400)
+        self.assertEqual(validate("ErrorResponse", conn.json())["error"]["param"], "since")
+
+    def test_delete(self) -> None:
+        """``DELETE`` empties the journal and says how many records went."""
+        self.assertEqual(self.call("DELETE", "/__admin/requests").json(), {"deleted": 4})
+        self.assertEqual(self.call("GET", "/__admin/requests").json()["data"], [])
+
+    def test_wrong_method_and_unknown_path(self) -> None:
+        """Admin URLs answer 405 (with ``Allow``) and 404 in the OpenAI shape too."""
+        conn = self.call("POST", "/__admin/requests")
+        self.assertEqual(conn.status, 405)
+        self.assertIn("DELETE", conn.headers["allow"])
+        validate("ErrorResponse", conn.json())
+        conn = self.call("GET", "/__admin/nothing")
+        self.assertEqual(conn.status, 404)
+        self.assertEqual(conn.json()["error"]["message"], "Invalid URL (GET /__admin/nothing)")
+
+
+class ScenarioRouteTests(AdminCase):
+    """``GET``/``PUT /__admin/scenario`` and ``POST /__admin/reset``."""
+
+    def test_switch_changes_the_next_request(self) -> None:
+        """After ``PUT {"name": "broken"}`` the next completion fails; switching back heals it."""
+        self.assertEqual(self.call("POST", PATH, CHAT_BODY).status, 200)
+        conn = self.call("PUT", "/__admin/scenario", {"name": "broken"})
+        self.assertEqual(conn.json()["name"], "broken")
+        self.assertEqual(self.call("GET", "/__admin/scenario").json()["name"], "broken")
+        self.assertEqual(self.call("POST", PATH, CHAT_BODY).status, 503)
+        self.call("PUT", "/__admin/scenario", {"name": "calm"})
+        self.assertEqual(self.call("POST", PATH, CHAT_BODY).status, 200)
+
+    def test_params_only_changes_the_current_scenario(self) -> None:
+        """``PUT {"params": ...}`` keeps the current scenario and changes its parameters."""
+        self.call("PUT", "/__admin/scenario", {"name": "broken"})
+        conn = self.call("PUT", "/__admin/scenario", {"params": {"status": 502}})
+        self.assertEqual(conn.json()["parameters"], {"status": 502})
+        self.assertEqual(self.call("POST", PATH, CHAT_BODY).status, 502)
+
+    def test_bad_switches_are_400s(self) -> None:
+        """Unknown names, bad parameters and malformed bodies are 400s that say why; nothing changes."""
+        cases = [
+            ({"name": "nope"}, "unknown scenario 'nope'; known scenarios: broken, calm"),
+            ({"name": "broken", "params": {"status": "x"}}, "scenario 'broken': 'status' must be an integer"),
+            ({}, "Give the scenario's 'name', its 'params', or both."),
+            ({"scenario": "broken"}, "Unrecognized request argument supplied: scenario"),
+            ({"name": 3}, "Invalid 'name': expected a string."),
+            ({"params": []}, "Invalid 'params': expected an object."),
+        ]
+        for body, message in cases:
+            conn = self.call("PUT", "/__admin/scenario", body)
+            self.assertEqual(conn.status, 400, body)
+            self.assertEqual(validate("ErrorResponse", conn.json())["error"]["message"], message)
+        self.assertEqual(self.call("PUT", "/__admin/scenario", b"{").status, 400)
+        self.assertEqual(self.o.scenarios.name, "calm")
+
+    def test_reset(self) -> None:
+        """``POST /__admin/reset`` resets scenario state and empties the journal."""
+        self.call("POST", PATH, CHAT_BODY)
+        body = self.call("POST", "/__admin/reset").json()
+        self.assertEqual((body["journal_cleared"], body["scenario"]["name"]), (1, "calm"))
+        self.assertEqual((self.o.scenarios.resets, len(self.o.journal)), (1, 0))
+
+    def test_without_switchable_scenarios(self) -> None:
+        """With a chooser that cannot be switched, the scenario routes say so; reset still empties the journal."""
+        o = observed_app(scenarios=_Unswitchable())
+        conn = RawHTTP(o.app).send("GET", "/__admin/scenario")
+        self.assertEqual((conn.status, conn.json()["error"]["code"]), (404, "no_scenarios"))
+        self.assertEqual(json.loads(RawHTTP(o.app).send("POST", "/__admin/reset").body)["scenario"], None)
+
+
+class _Unswitchable:
+    """A chooser without the control interface."""
+
+    def plan(self, request: object, caller: object) -> tuple:
+        """No opinion."""
+        from mockllm.plan import PlanPart
+
+        return "default", PlanPart()

@@ -5,7 +5,8 @@ Helpers for the journal, request-log, metrics and admin tests.
 ``tests.support.make_app``) wired the way ``tap.makeService`` wires a real
 server: metrics, a recorder feeding the journal (and a request log, if
 given), and the admin API.  :class:`FakeScenarios` is a small switchable
-scenario chooser with the admin API's control interface.
+scenario chooser with the admin API's control interface; :class:`ObservedCase`
+is a test case base holding an observed streaming app.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 
 from twisted.application.service import MultiService
 from twisted.internet.task import Clock
+from twisted.trial import unittest
 
 from mockllm.admin import AdminAccess
 from mockllm.app import MockLLM
@@ -24,10 +26,12 @@ from mockllm.metrics import Metrics
 from mockllm.observe import Observability
 from mockllm.plan import PlanPart, StatusFault
 from mockllm.requestlog import RequestLog
-from tests.support import make_app
+from tests.support import CHAT_BODY, RawHTTP, make_app
 
 #: A config whose streams pause 10 ms between chunks.
 STREAMING = Config(responses=ResponsesConfig(stream_interval_ms=10))
+PATH = "/v1/chat/completions"
+STREAM_BODY = {**CHAT_BODY, "stream": True}
 
 
 class FakeScenarios:
@@ -94,3 +98,16 @@ def observed_app(
     pieces = Observability(Journal(journal_size), Metrics(), request_log, access if admin else None)
     pieces.attach(app, MultiService())
     return Observed(app, clock, pieces.journal, pieces.metrics, scenarios)
+
+
+class ObservedCase(unittest.TestCase):
+    """Base: ``self.o``, an observed app streaming every 10 ms on a clock."""
+
+    def setUp(self) -> None:
+        self.o = observed_app(STREAMING)
+
+    def send(self, path: str = PATH, body: object = CHAT_BODY, headers: dict | None = None) -> RawHTTP:
+        """One POST on a fresh connection (closed in cleanup)."""
+        conn = RawHTTP(self.o.app).send("POST", path, body, headers)
+        self.addCleanup(conn.disconnect)
+        return conn

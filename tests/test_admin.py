@@ -15,10 +15,8 @@ from zope.interface import alsoProvides
 
 from mockllm.admin import LOOPBACK, AdminAccess, parse_networks
 from mockllm.tap import Options
-from tests.observe_support import observed_app
+from tests.observe_support import PATH, observed_app
 from tests.support import CHAT_BODY, RawHTTP, validate
-
-PATH = "/v1/chat/completions"
 
 
 class AdminCase(unittest.TestCase):

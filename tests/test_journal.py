@@ -13,24 +13,12 @@ from mockllm.errors import APIError
 from mockllm.exchange import COMPLETED, CUT, DISCONNECTED
 from mockllm.journal import Journal, JournalQuery
 from mockllm.record import REDACTED, Recorder, redact_headers
-from tests.observe_support import STREAMING, observed_app
-from tests.support import CHAT_BODY, RawHTTP
-
-PATH = "/v1/chat/completions"
-STREAM_BODY = {**CHAT_BODY, "stream": True}
+from tests.observe_support import PATH, STREAM_BODY, ObservedCase
+from tests.support import CHAT_BODY
 
 
-class RecordTests(unittest.TestCase):
+class RecordTests(ObservedCase):
     """What one exchange's record says."""
-
-    def setUp(self) -> None:
-        self.o = observed_app(STREAMING)
-
-    def send(self, path: str = PATH, body: object = CHAT_BODY, headers: dict | None = None) -> RawHTTP:
-        """One request on a fresh connection."""
-        conn = RawHTTP(self.o.app).send("POST", path, body, headers)
-        self.addCleanup(conn.disconnect)
-        return conn
 
     def only_record(self) -> dict:
         """The journal's single record."""

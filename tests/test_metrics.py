@@ -12,11 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial import unittest
 
 from mockllm.metrics import UNMATCHED, Metrics, RouteNames
-from tests.observe_support import STREAMING, observed_app
-from tests.support import CHAT_BODY, RawHTTP, make_app
-
-PATH = "/v1/chat/completions"
-STREAM_BODY = {**CHAT_BODY, "stream": True}
+from tests.observe_support import PATH, STREAM_BODY, ObservedCase, observed_app
+from tests.support import RawHTTP, make_app
 
 
 def scrape(app) -> dict[str, dict[tuple, float]]:
@@ -31,17 +28,8 @@ def scrape(app) -> dict[str, dict[tuple, float]]:
     return samples
 
 
-class MetricsTests(unittest.TestCase):
+class MetricsTests(ObservedCase):
     """Counters, histograms and gauges after real traffic on a clock."""
-
-    def setUp(self) -> None:
-        self.o = observed_app(STREAMING)
-
-    def send(self, path: str = PATH, body: object = CHAT_BODY, headers: dict | None = None) -> RawHTTP:
-        """One request on a fresh connection."""
-        conn = RawHTTP(self.o.app).send("POST", path, body, headers)
-        self.addCleanup(conn.disconnect)
-        return conn
 
     def traffic(self) -> None:
         """A mix: successes, faults, a refusal, an unknown URL, a stream, a scenario switch."""

@@ -26,11 +26,9 @@ from mockllm.journal import Journal
 from mockllm.metrics import Metrics
 from mockllm.observe import Observability
 from mockllm.requestlog import RequestLog
-from tests.observe_support import FakeScenarios, observed_app
+from tests.observe_support import PATH, FakeScenarios, observed_app
 from tests.processes import spawn
 from tests.support import CHAT_BODY, RawHTTP, listen, treq_client
-
-PATH = "/v1/chat/completions"
 
 
 def read_lines(path: str) -> list[dict]:

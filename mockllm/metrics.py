@@ -12,7 +12,7 @@ scraped.  The metric names are listed in ``docs/api.md``.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from twisted.web.iweb import IRequest
@@ -58,6 +58,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.route_of = RouteNames(app_routes() if routes is None else routes)
         self._live: dict[str, Exchange] = {}
+        #: Labelled children by (metric, labels): ``labels()`` takes a lock and checks the names every call.
+        self._children: dict[tuple, Any] = {}
         self._define(self.registry)
 
     def _define(self, registry: CollectorRegistry) -> None:
@@ -88,6 +90,13 @@ class Metrics:
             lambda: len(self._live)
         )
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def _open_streams(self) -> int:
         return sum(1 for ex in self._live.values() if ex.stream and ex.status == 200)
 
@@ -102,13 +111,13 @@ class Metrics:
         self._live.pop(exchange.request_id, None)
         route = self.route_of(exchange.path)
         status = str(exchange.status) if exchange.status is not None else "none"
-        self.requests.labels(route, status, exchange.scenario or "none", exchange.fault or "none").inc()
+        self._child(self.requests, route, status, exchange.scenario or "none", exchange.fault or "none").inc()
         if exchange.finished_at is not None:
-            self.duration.labels(route).observe(exchange.finished_at - exchange.started)
+            self._child(self.duration, route).observe(exchange.finished_at - exchange.started)
         if exchange.first_token_at is not None:
-            self.ttft.labels(route).observe(exchange.first_token_at - exchange.started)
+            self._child(self.ttft, route).observe(exchange.first_token_at - exchange.started)
         if exchange.completion_tokens and exchange.status == 200 and exchange.outcome == COMPLETED:
-            self.tokens.labels(route).inc(exchange.completion_tokens)
+            self._child(self.tokens, route).inc(exchange.completion_tokens)
 
     # --- TLS -------------------------------------------------------------------------
 

@@ -11,11 +11,11 @@ import random
 from dataclasses import replace
 
 from twisted.application.service import IService, MultiService
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
 from twisted.python import usage
 
-from mockllm import observe
+from mockllm import identity, observe, pki, tls
 from mockllm.app import MockLLM
 from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
 from mockllm.listen import ListenerService, MockSite
@@ -55,6 +55,7 @@ class Options(usage.Options):
 
     optFlags = [
         ["no-http", None, "Do not serve plain HTTP."],
+        ["no-https", None, "Do not serve HTTPS (mTLS)."],
         ["no-admin", None, "Serve no admin API: /__admin/... are then 404s like any unknown URL."],
     ]
 
@@ -66,6 +67,13 @@ class Options(usage.Options):
         ["timeout-ms", None, None, "How long fail=timeout holds the connection, in ms (default 30000)."],
         ["max-delay-ms", None, None, "The largest delay a request may ask for, in ms (default 600000)."],
         ["models", None, None, "Comma-separated model ids to serve (default gpt-4o-mini,gpt-4o,gpt-3.5-turbo,gpt-4)."],
+        ["https-port", None, 8443, "HTTPS (mTLS) port (0 picks a free one).", _port],
+        ["tls-cert", None, None, "Server certificate, PEM (default: server.pem in --certs-dir)."],
+        ["tls-key", None, None, "Server private key, PEM (default: server.key in --certs-dir)."],
+        ["tls-ca", None, None, "PEM bundle of the CAs trusted for client certificates (default: ca.pem in --certs-dir)."],
+        ["certs-dir", None, "certs", "Where the development PKI lives; generated there if missing and no --tls-* is given."],
+        ["client-cert", None, "required", "required: refuse clients without a certificate; optional: accept them (a presented one must verify)."],
+        ["tls-fault", None, None, "Serve a bad server certificate: " + ", ".join(pki.TLS_FAULTS) + "."],
         ["request-log", None, None, "Append every request and its answer to this file, one JSON object per line."],
         ["request-log-max-bytes", None, observe.DEFAULT_MAX_BYTES, "Rotate the request log at this size (0: never).",
          lambda v: _positive_int("request-log-max-bytes", v, minimum=0)],
@@ -76,6 +84,18 @@ class Options(usage.Options):
         ["admin-from", None, None, "Networks (CIDR[,CIDR]) besides loopback that may use /__admin/ over plain HTTP.",
          observe.admin_networks],
     ]
+
+    def opt_client_cert(self, value: str) -> None:
+        """required|optional: whether a client certificate is required."""
+        if value not in tls.CLIENT_CERT_MODES:
+            raise usage.UsageError(f"--client-cert must be required or optional, not {value!r}")
+        self["client-cert"] = value
+
+    def opt_tls_fault(self, value: str) -> None:
+        """One of expired-server-cert, wrong-host, untrusted-server-cert."""
+        if value not in pki.TLS_FAULTS:
+            raise usage.UsageError(f"--tls-fault must be one of {', '.join(pki.TLS_FAULTS)}, not {value!r}")
+        self["tls-fault"] = value
 
     def opt_models(self, value: str) -> None:
         """Comma-separated model ids to serve."""
@@ -91,10 +111,14 @@ class Options(usage.Options):
                 self[name] = _positive_int(name, self[name], minimum=0)
         if self["no-http"] and not self.listeners_left():
             raise usage.UsageError("nothing to serve: every listener is disabled")
+        if (self["tls-cert"] is None) != (self["tls-key"] is None):
+            raise usage.UsageError("--tls-cert and --tls-key go together: give both or neither")
+        if self["no-https"] and self["tls-fault"]:
+            raise usage.UsageError("--tls-fault needs the HTTPS listener, but --no-https is given")
 
     def listeners_left(self) -> bool:
         """Whether any listener other than plain HTTP is enabled."""
-        return False
+        return not self["no-https"]
 
 
 def config_from_options(options: Options, base: Config | None = None) -> Config:
@@ -104,6 +128,7 @@ def config_from_options(options: Options, base: Config | None = None) -> Config:
         config.server,
         host=options["host"],
         http_port=None if options["no-http"] else options["http-port"],
+        port=None if options["no-https"] else options["https-port"],
         backlog=options["backlog"],
     )
     responses = config.responses
@@ -115,7 +140,16 @@ def config_from_options(options: Options, base: Config | None = None) -> Config:
         if options[option] is not None:
             responses = replace(responses, **{field_name: options[option]})
     models = config.models if options["models"] is None else ModelsConfig(tuple(options["models"]))
-    return replace(config, server=server, responses=responses, models=models)
+    tls_config = replace(
+        config.tls,
+        cert_path=options["tls-cert"],
+        key_path=options["tls-key"],
+        ca_cert_path=options["tls-ca"],
+        require_client_cert=options["client-cert"] == "required",
+        certs_dir=options["certs-dir"],
+        fault=options["tls-fault"],
+    )
+    return replace(config, server=server, tls=tls_config, responses=responses, models=models)
 
 
 def tcp_endpoint(reactor, host: str, port: int, backlog: int):
@@ -145,9 +179,40 @@ def http_announcement(host: str) -> "callable":
     return announce
 
 
+def https_announcement(host: str, dev: pki.DevPKI | None) -> "callable":
+    """A function describing the mTLS listener with a curl command to paste."""
+
+    # The dev server certificate is for localhost; loopback is reached by that name.
+    name = "localhost" if host in ("127.0.0.1", "::1") else url_host(host)
+
+    def announce(port: IListeningPort) -> str:
+        number = port.getHost().port
+        if dev is not None:
+            curl = dev.curl_command(number, name)
+        else:
+            curl = f"curl --cacert SERVER-CA.pem --cert CLIENT.pem --key CLIENT.key https://{name}:{number}/v1/models"
+        return f"mockllm: HTTPS (mTLS) on https://{name}:{number} -- try: {curl}"
+
+    return announce
+
+
 def build_app(config: Config, reactor, seed: int | None = None) -> MockLLM:
     """The app for ``config``, on ``reactor``'s clock."""
-    return MockLLM(config, reactor, rng=random.Random(seed))
+    return MockLLM(config, reactor, rng=random.Random(seed), identify=identity.peer_identity)
+
+
+def add_https_listener(top: MultiService, config: Config, site: object, reactor) -> tls.ReloadableServerTLS:
+    """The mTLS listener (and its SIGHUP reload) as children of ``top``; exits on unusable material."""
+    server: ServerConfig = config.server
+    try:
+        server_tls, dev = tls.server_tls_from_config(config.tls, server.host)
+    except tls.TLSConfigError as e:
+        raise SystemExit(f"mockllm: HTTPS: {e}") from None
+    endpoint = SSL4ServerEndpoint(reactor, server.port, server_tls, backlog=server.backlog, interface=server.host)
+    description = f"HTTPS (mTLS) on {server.host}:{server.port}"
+    ListenerService(endpoint, site, description, https_announcement(server.host, dev)).setServiceParent(top)
+    tls.TLSReloadService(server_tls, reactor).setServiceParent(top)
+    return server_tls
 
 
 def makeService(options: Options) -> IService:
@@ -164,6 +229,9 @@ def makeService(options: Options) -> IService:
         endpoint = tcp_endpoint(reactor, server.host, server.http_port, server.backlog)
         listener = ListenerService(endpoint, site, f"HTTP on {server.host}:{server.http_port}", http_announcement(server.host))
         listener.setServiceParent(top)
+    if server.port is not None:
+        app.server_tls = add_https_listener(top, config, site, reactor)
+        app.server_tls.on_handshake = app.metrics.handshake
     return top
 
 

@@ -128,6 +128,8 @@ class MockLLM:
             path=request.path.decode("utf-8", "replace"),
             query=request.uri.partition(b"?")[2].decode("utf-8", "replace"),
             client=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}",
+            # Completions set it anyway; for the other routes only observers (the journal) need it.
+            identity=self.identify(request) if self.observers else None,
             headers=[
                 (k.decode("latin-1"), v.decode("latin-1"))
                 for k, vs in request.requestHeaders.getAllRawHeaders()

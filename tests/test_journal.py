@@ -13,8 +13,8 @@ from mockllm.errors import APIError
 from mockllm.exchange import COMPLETED, CUT, DISCONNECTED
 from mockllm.journal import Journal, JournalQuery
 from mockllm.record import REDACTED, Recorder, redact_headers
-from tests.observe_support import PATH, STREAM_BODY, ObservedCase
-from tests.support import CHAT_BODY
+from tests.observe_support import PATH, STREAM_BODY, ObservedCase, observed_app
+from tests.support import CHAT_BODY, RawHTTP
 
 
 class RecordTests(ObservedCase):
@@ -175,3 +175,16 @@ class JournalTests(unittest.TestCase):
         """Clearing empties the journal and says how many records went."""
         self.assertEqual(self.journal.clear(), 7)
         self.assertEqual(len(self.journal), 0)
+
+
+class IdentityTests(unittest.TestCase):
+    """The client certificate reaches the record on every route."""
+
+    def test_identity_on_any_route(self) -> None:
+        """``client_cert`` is what the app's ``identify`` says, for ``/health`` as for completions."""
+        cert = {"subject": "CN=gw", "issuer": "CN=ca"}
+        o = observed_app(identify=lambda request: cert)
+        RawHTTP(o.app).send("GET", "/health")
+        RawHTTP(o.app).send("POST", PATH, CHAT_BODY)
+        self.assertEqual([r["client_cert"] for r in o.journal.query()], [cert, cert])
+        self.assertEqual(o.journal.query()[1]["key"], "CN=gw")

@@ -206,7 +206,8 @@ class Admin:
         try:
             control.switch(name, params)
         except (KeyError, ValueError) as error:
-            raise invalid_request(_message(error), "name", "invalid_scenario") from None
+            param = "name" if isinstance(error, KeyError) else "params"
+            raise invalid_request(_message(error), param, "invalid_scenario") from None
         self.log.info("admin: scenario is now {name} with {params}", name=name, params=params or {})
         return send_json(request, 200, control.describe())
 

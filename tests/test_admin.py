@@ -204,6 +204,8 @@ class ScenarioRouteTests(AdminCase):
             conn = self.call("PUT", "/__admin/scenario", body)
             self.assertEqual(conn.status, 400, body)
             self.assertEqual(validate("ErrorResponse", conn.json())["error"]["message"], message)
+        bad_params = self.call("PUT", "/__admin/scenario", {"name": "broken", "params": {"status": "x"}})
+        self.assertEqual(bad_params.json()["error"]["param"], "params")
         self.assertEqual(self.call("PUT", "/__admin/scenario", b"{").status, 400)
         self.assertEqual(self.o.scenarios.name, "calm")
 

@@ -20,6 +20,8 @@ from mockllm.record import Record
 
 #: Default number of exchanges the journal keeps.
 DEFAULT_SIZE = 1000
+#: The query-string filters ``GET /__admin/requests`` understands.
+_FILTERS = frozenset({"path", "status", "key", "since", "limit"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,9 @@ class JournalQuery:
     def from_args(cls, args: Mapping[bytes, Sequence[bytes]]) -> "JournalQuery":
         """The query from a request's query-string arguments; a 400 :class:`APIError` if one is malformed."""
         text = {k.decode("utf-8", "replace"): v[-1].decode("utf-8", "replace") for k, v in args.items() if v}
+        unknown = sorted(set(text) - _FILTERS)
+        if unknown:
+            raise invalid_request(f"Unrecognized request argument supplied: {', '.join(unknown)}", unknown[0])
         status, status_class = _parse_status(text.get("status"))
         return cls(
             path=text.get("path"),

@@ -165,8 +165,9 @@ class JournalTests(unittest.TestCase):
         self.assertEqual(JournalQuery.from_args({b"since": [b"1700000001.5"]}).since, 1_700_000_001.5)
 
     def test_bad_arguments_are_400s(self) -> None:
-        """A malformed filter is an OpenAI-shaped 400 naming it."""
-        for name, value in [(b"status", b"abc"), (b"status", b"99"), (b"since", b"yesterday"), (b"limit", b"-1")]:
+        """A malformed or unknown filter is an OpenAI-shaped 400 naming it."""
+        bad = [(b"status", b"abc"), (b"status", b"99"), (b"since", b"yesterday"), (b"limit", b"-1"), (b"stauts", b"500")]
+        for name, value in bad:
             with self.assertRaises(APIError) as raised:
                 JournalQuery.from_args({name: [value]})
             self.assertEqual((raised.exception.status, raised.exception.param), (400, name.decode()))

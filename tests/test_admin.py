@@ -232,3 +232,48 @@ class _Unswitchable:
         from mockllm.plan import PlanPart
 
         return "default", PlanPart()
+
+
+try:
+    from mockllm.scenario import ScenarioRunner, define, discover
+except ImportError:  # the scenario runner is not in this checkout
+    ScenarioRunner = None
+
+
+class RealScenarioTests(unittest.TestCase):
+    """The admin API driving the real :class:`~mockllm.scenario.ScenarioRunner` and its ``flaky`` scenario."""
+
+    if ScenarioRunner is None:
+        skip = "mockllm.scenario is not available"
+
+    def setUp(self) -> None:
+        from twisted.internet.task import Clock
+
+        runner = ScenarioRunner(define(discover().scenarios), Clock(), seed=0)
+        self.o = observed_app(scenarios=runner)
+
+    def call(self, method: str, path: str, body: object = None, key: str = "gw") -> RawHTTP:
+        """One request with ``X-Mock-Key: key``."""
+        return RawHTTP(self.o.app).send(method, path, body, {"X-Mock-Key": key})
+
+    def statuses(self, count: int) -> list[int | None]:
+        """The statuses of ``count`` completions in a row."""
+        return [self.call("POST", PATH, CHAT_BODY).status for _ in range(count)]
+
+    def test_switch_then_reset(self) -> None:
+        """Switching to ``flaky`` fails the next N requests; reset starts the count again."""
+        self.assertEqual(self.statuses(1), [200])
+        conn = self.call("PUT", "/__admin/scenario", {"name": "flaky", "params": {"fail_first": 2}})
+        self.assertEqual((conn.status, conn.json()["name"]), (200, "flaky"))
+        self.assertEqual(conn.json()["parameters"]["fail_first"], 2)
+        self.assertEqual(self.statuses(3), [503, 503, 200])
+        self.assertEqual(self.call("POST", "/__admin/reset").status, 200)
+        self.assertEqual(self.statuses(1), [503])
+        self.assertEqual([(r["scenario"], r["status"]) for r in self.o.journal.query()], [("flaky", 503)])
+
+    def test_unknown_scenario(self) -> None:
+        """An unknown name is a 400 listing the known scenarios; the current one stays."""
+        conn = self.call("PUT", "/__admin/scenario", {"name": "nope"})
+        self.assertEqual(conn.status, 400)
+        self.assertIn("flaky", conn.json()["error"]["message"])
+        self.assertEqual(self.call("GET", "/__admin/scenario").json()["name"], "default")

@@ -7,19 +7,25 @@ per listener, all serving the same :class:`~mockllm.app.MockLLM` site.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import replace
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
 from twisted.python import usage
 
 from mockllm import identity, observe, pki, tls
 from mockllm.app import MockLLM
 from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
+from mockllm.connlimit import ConnectionLimit
 from mockllm.listen import ListenerService, MockSite
+from mockllm.scenario import ScenarioRunner, define, discover, listing
+from mockllm.toml_config import ConfigError, load_config
 
+_log = Logger()
 EXAMPLE_BODY = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'
 
 
@@ -31,6 +37,13 @@ def _port(value: str) -> int:
     if not 0 <= port <= 65535:
         raise usage.UsageError(f"a port must be a number from 0 to 65535, not {port}")
     return port
+
+
+def _seed(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise usage.UsageError(f"--seed must be a whole number, not {value!r}") from None
 
 
 def _positive_int(name: str, value: str, minimum: int = 1) -> int:
@@ -56,10 +69,17 @@ class Options(usage.Options):
     optFlags = [
         ["no-http", None, "Do not serve plain HTTP."],
         ["no-https", None, "Do not serve HTTPS (mTLS)."],
+        ["list-scenarios", None, "Print each scenario, what it does and its parameters, then exit."],
         ["no-admin", None, "Serve no admin API: /__admin/... are then 404s like any unknown URL."],
     ]
 
     optParameters = [
+        ["config", None, None, "TOML configuration file (command-line options override it); see docs/scenarios.md."],
+        ["scenario", None, None, "Scenario for requests that name none with X-Mock-Scenario (default: default)."],
+        ["scenario-path", None, None, "A directory of extra scenario modules (*.py directly inside it)."],
+        ["seed", None, None, "Seed every random choice: the same requests then get the same answers.", _seed],
+        ["max-connections", None, None, "Connections served at once; more get a 503 (default 1000).",
+         lambda v: _positive_int("max-connections", v)],
         ["host", None, "127.0.0.1", "Interface to listen on (an IPv4 or IPv6 address)."],
         ["http-port", None, 8001, "Plain HTTP port (0 picks a free one).", _port],
         ["backlog", None, 1024, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
@@ -104,8 +124,60 @@ class Options(usage.Options):
             raise usage.UsageError("--models needs at least one model id")
         self["models"] = models
 
+    #: The ``--config`` file's configuration, once :meth:`postOptions` has read it.
+    file_config: Config | None = None
+    #: The selectable scenarios (see :func:`mockllm.scenario.define`), once :meth:`postOptions` has run.
+    definitions: dict | None = None
+    #: Scenario modules that failed to load, one line each.
+    scenario_problems: tuple[str, ...] = ()
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """Parse, remembering which options the command line actually gave (see :meth:`was_given`)."""
+        self._given: set[str] = set()
+        for name, handler in list(self._dispatch.items()):
+            self._dispatch[name] = _recording(handler, self._given)
+        super().parseOptions(options)
+
+    def was_given(self, name: str) -> bool:
+        """Whether option ``name`` was given (or set to something other than its default)."""
+        return name in getattr(self, "_given", ()) or self.get(name) != self.defaults.get(name)
+
+    def given_fields(self, table: dict[str, str]) -> dict[str, object]:
+        """``{field: value}`` for each option in ``table`` (option -> config field) that was given."""
+        return {field_name: self[option] for option, field_name in table.items() if self.was_given(option)}
+
+    def load_scenarios(self) -> None:
+        """Read ``--config``, discover scenarios, check ``--scenario``; ``--list-scenarios`` prints and exits."""
+        if self["config"] is not None:
+            try:
+                self.file_config = load_config(self["config"])
+            except ConfigError as e:
+                raise usage.UsageError(str(e)) from None
+        found = discover(self._scenario_paths())
+        self.scenario_problems = tuple(found.report())
+        try:
+            self.definitions = define(found.scenarios, self.file_config.scenarios if self.file_config else {})
+        except ValueError as e:
+            raise usage.UsageError(f"{self['config']}: {e}") from None
+        if self["list-scenarios"]:
+            print("\n".join([listing(self.definitions), *self.scenario_problems]))
+            raise SystemExit(0)
+        name = self["scenario"] or "default"
+        if name not in self.definitions:
+            known = ", ".join(sorted(self.definitions))
+            raise usage.UsageError(f"--scenario: unknown scenario {name!r}; known scenarios: {known}")
+
+    def _scenario_paths(self) -> list[str]:
+        path = self["scenario-path"]
+        if path is None:
+            return []
+        if not os.path.isdir(path):
+            raise usage.UsageError(f"--scenario-path: {path!r} is not a directory")
+        return [os.path.abspath(path)]
+
     def postOptions(self) -> None:
         """Check the numeric options and that something will listen."""
+        self.load_scenarios()
         for name in ("stream-interval-ms", "timeout-ms", "max-delay-ms"):
             if self[name] is not None:
                 self[name] = _positive_int(name, self[name], minimum=0)
@@ -121,35 +193,66 @@ class Options(usage.Options):
         return not self["no-https"]
 
 
+def _recording(handler, given: set[str]):
+    """``handler`` (an option's dispatcher), also noting the option's name in ``given``."""
+    if hasattr(handler, "dispatch"):  # usage.CoerceParameter
+        original = handler.dispatch
+
+        def dispatch(name: str, value: str) -> None:
+            given.add(name)
+            original(name, value)
+
+        handler.dispatch = dispatch
+        return handler
+
+    def record(name: str, *value: str) -> None:
+        given.add(name)
+        handler(name, *value)
+
+    return record
+
+
 def config_from_options(options: Options, base: Config | None = None) -> Config:
-    """The :class:`Config`: ``base`` (embedded defaults) with the command line applied over it."""
-    config = base or Config()
-    server = replace(
-        config.server,
-        host=options["host"],
-        http_port=None if options["no-http"] else options["http-port"],
-        port=None if options["no-https"] else options["https-port"],
-        backlog=options["backlog"],
-    )
-    responses = config.responses
-    for option, field_name in (
-        ("stream-interval-ms", "stream_interval_ms"),
-        ("timeout-ms", "timeout_ms"),
-        ("max-delay-ms", "max_delay_ms"),
-    ):
-        if options[option] is not None:
-            responses = replace(responses, **{field_name: options[option]})
+    """
+    The :class:`Config`: ``base`` (default: the ``--config`` file, else the embedded
+    defaults) with the options the command line gave applied over it.
+    """
+    config = base or options.file_config or Config()
+    server = replace(config.server, **options.given_fields(SERVER_OPTIONS))
+    if options["no-http"]:
+        server = replace(server, http_port=None)
+    if options["no-https"]:
+        server = replace(server, port=None)
+    responses = replace(config.responses, **options.given_fields(RESPONSES_OPTIONS))
     models = config.models if options["models"] is None else ModelsConfig(tuple(options["models"]))
-    tls_config = replace(
-        config.tls,
-        cert_path=options["tls-cert"],
-        key_path=options["tls-key"],
-        ca_cert_path=options["tls-ca"],
-        require_client_cert=options["client-cert"] == "required",
-        certs_dir=options["certs-dir"],
-        fault=options["tls-fault"],
-    )
+    tls_config = replace(config.tls, **options.given_fields(TLS_OPTIONS))
+    if options.was_given("client-cert"):
+        tls_config = replace(tls_config, require_client_cert=options["client-cert"] == "required")
     return replace(config, server=server, tls=tls_config, responses=responses, models=models)
+
+
+#: Command-line option -> ``[server]`` field it overrides.
+SERVER_OPTIONS = {
+    "host": "host",
+    "http-port": "http_port",
+    "https-port": "port",
+    "backlog": "backlog",
+    "max-connections": "max_connections",
+}
+#: Command-line option -> ``[responses]`` field it overrides.
+RESPONSES_OPTIONS = {
+    "stream-interval-ms": "stream_interval_ms",
+    "timeout-ms": "timeout_ms",
+    "max-delay-ms": "max_delay_ms",
+}
+#: Command-line option -> ``[tls]`` field it overrides (``--client-cert`` is converted separately).
+TLS_OPTIONS = {
+    "tls-cert": "cert_path",
+    "tls-key": "key_path",
+    "tls-ca": "ca_cert_path",
+    "certs-dir": "certs_dir",
+    "tls-fault": "fault",
+}
 
 
 def tcp_endpoint(reactor, host: str, port: int, backlog: int):
@@ -196,9 +299,23 @@ def https_announcement(host: str, dev: pki.DevPKI | None) -> "callable":
     return announce
 
 
-def build_app(config: Config, reactor, seed: int | None = None) -> MockLLM:
-    """The app for ``config``, on ``reactor``'s clock."""
-    return MockLLM(config, reactor, rng=random.Random(seed), identify=identity.peer_identity)
+def build_app(config: Config, reactor, seed: int | None = None, scenarios: ScenarioRunner | None = None) -> MockLLM:
+    """The app for ``config``, on ``reactor``'s clock (``scenarios``: the built-ins and ``config``'s, on ``default``)."""
+    if scenarios is None:
+        definitions = define(discover().scenarios, config.scenarios)
+        scenarios = ScenarioRunner(definitions, reactor, seed=seed, responses=config.responses)
+    return MockLLM(config, reactor, rng=random.Random(seed), scenarios=scenarios, identify=identity.peer_identity)
+
+
+def scenario_runner(options: Options, config: Config, reactor) -> ScenarioRunner:
+    """The scenario layer the options ask for (their ``definitions``, ``--scenario``, ``--seed``)."""
+    if options.definitions is None:
+        options.load_scenarios()
+    for problem in options.scenario_problems:
+        _log.warn("mockllm: {problem}; the other scenarios are available", problem=problem)
+    return ScenarioRunner(
+        options.definitions, reactor, options["scenario"] or "default", options["seed"], config.responses
+    )
 
 
 def add_https_listener(top: MultiService, config: Config, site: object, reactor) -> tls.ReloadableServerTLS:
@@ -220,8 +337,8 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     config = config_from_options(options)
-    app = build_app(config, reactor)
-    site = MockSite(app.resource())
+    app = build_app(config, reactor, options["seed"], scenario_runner(options, config, reactor))
+    site = ConnectionLimit(MockSite(app.resource()), config.server.max_connections, reactor)
     top = MultiService()
     observe.from_options(options).attach(app, top)
     server: ServerConfig = config.server

@@ -121,6 +121,7 @@ class MockLLM:
         request.setHeader(b"x-request-id", request_id.encode("ascii"))
         request.setHeader(b"openai-version", OPENAI_VERSION)
         peer = request.getClientAddress()
+        observed = bool(self.observers)
         ex = Exchange(
             request_id=request_id,
             started=self.clock.seconds(),
@@ -128,16 +129,12 @@ class MockLLM:
             path=request.path.decode("utf-8", "replace"),
             query=request.uri.partition(b"?")[2].decode("utf-8", "replace"),
             client=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}",
-            # Completions set it anyway; for the other routes only observers (the journal) need it.
-            identity=self.identify(request) if self.observers else None,
-            headers=[
-                (k.decode("latin-1"), v.decode("latin-1"))
-                for k, vs in request.requestHeaders.getAllRawHeaders()
-                for v in vs
-            ],
+            identity=self.identify(request),
+            # Only observers (the journal, the request log) read the headers.
+            headers=_header_pairs(request) if observed else [],
             body=b"",
         )
-        if self.observers:
+        if observed:
             for observer in self.observers:
                 observer.exchange_started(ex)
             request.notifyFinish().addBoth(self._finished, ex)
@@ -247,9 +244,8 @@ class MockLLM:
         raw = request.content.read()
         ex.body = raw
         try:
-            creq, caller, controls = self._validate(request, raw, parse)
+            creq, caller, controls = self._validate(request, raw, parse, ex)
             ex.key = caller.key
-            ex.identity = caller.identity
             ex.stream = creq.stream
             ex.scenario, scenario_part = self.scenarios.plan(creq, caller)
         except APIError as error:
@@ -262,7 +258,7 @@ class MockLLM:
         return self._answer(request, ex, creq, plan)
 
     def _validate(
-        self, request: IRequest, raw: bytes, parse: Callable[[dict], CompletionRequest]
+        self, request: IRequest, raw: bytes, parse: Callable[[dict], CompletionRequest], ex: Exchange
     ) -> tuple[CompletionRequest, Caller, PlanPart]:
         """Check the body and the controls; raise :class:`APIError` for the first problem."""
         responses = self.config.responses
@@ -279,13 +275,11 @@ class MockLLM:
             raise invalid_request("Streaming is disabled on this server.", "stream", "unsupported_value")
         if retry_after is not None and isinstance(controls.fault, StatusFault):
             controls = replace(controls, fault=_with_retry_after(controls.fault, retry_after))
-        identity = self.identify(request)
-        peer = request.getClientAddress()
-        explicit_key = request.getHeader("x-mock-key")
+        host = ex.client.rpartition(":")[0]
         caller = Caller(
-            key=caller_key(explicit_key, identity, getattr(peer, "host", "?")),
-            address=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', 0)}",
-            identity=identity,
+            key=caller_key(request.getHeader("x-mock-key"), ex.identity, host),
+            address=ex.client,
+            identity=ex.identity,
             scenario=request.getHeader("x-mock-scenario"),
         )
         return creq, caller, controls
@@ -320,6 +314,15 @@ class MockLLM:
         items = paced(events, plan.timing, self.rng)
         stream = EventStream(request, self.clock, items, watch=maker.first_content, progress=ex)
         return stream.start().addCallback(_note_cut, ex, maker)
+
+
+def _header_pairs(request: IRequest) -> list[tuple[str, str]]:
+    """The request's headers as ``(name, value)`` text pairs, in arrival order."""
+    return [
+        (k.decode("latin-1"), v.decode("latin-1"))
+        for k, vs in request.requestHeaders.getAllRawHeaders()
+        for v in vs
+    ]
 
 
 def _note_cut(sent: int, ex: Exchange, maker: wire.ChunkMaker) -> None:

@@ -11,7 +11,6 @@ pending (Klein cancels the route's Deferred).
 
 from __future__ import annotations
 
-import math
 import random
 from http import HTTPStatus
 from dataclasses import replace
@@ -29,7 +28,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from mockllm import content, tls, wire
 from mockllm.caller import Caller, caller_key
 from mockllm.config import Config
-from mockllm.errors import APIError, invalid_request, status_error
+from mockllm.errors import APIError, invalid_request, rate_limit_headers, status_error
 from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, Exchange, ExchangeObserver
 from mockllm.plan import ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
 from mockllm.sse import EventStream, paced
@@ -374,34 +373,6 @@ def model_not_found(model: str, param: str | None) -> APIError:
         param,
         "model_not_found",
     )
-
-
-def rate_limit_headers(
-    wait_s: float,
-    limit: int = 500,
-    remaining: int = 0,
-    tokens: tuple[int, int, float] = (200000, 200000, 0.0),
-) -> tuple[tuple[str, str], ...]:
-    """
-    ``retry-after`` (whole seconds, rounded up), ``retry-after-ms`` and ``x-ratelimit-*``
-    telling a wait of ``wait_s``; ``tokens`` is (limit, remaining, reset seconds) for tokens.
-    """
-    token_limit, token_remaining, token_reset = tokens
-    return (
-        ("retry-after", str(max(1, math.ceil(round(wait_s, 6))))),
-        ("retry-after-ms", str(math.ceil(round(wait_s * 1000, 6)))),
-        ("x-ratelimit-limit-requests", str(limit)),
-        ("x-ratelimit-remaining-requests", str(remaining)),
-        ("x-ratelimit-reset-requests", _duration(wait_s)),
-        ("x-ratelimit-limit-tokens", str(token_limit)),
-        ("x-ratelimit-remaining-tokens", str(token_remaining)),
-        ("x-ratelimit-reset-tokens", _duration(token_reset)),
-    )
-
-
-def _duration(seconds: float) -> str:
-    """A reset time as OpenAI writes it: ``1s``, ``0.25s``."""
-    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def _with_retry_after(fault: StatusFault, text: str) -> StatusFault:

@@ -8,6 +8,7 @@ for each status the seed document and OpenAI use.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 #: status -> (message, type, code), as the real API (or the seed document) sends them.
@@ -82,3 +83,31 @@ def status_error(
 def invalid_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     """A 400 ``invalid_request_error`` naming the offending ``param``."""
     return APIError(400, message, "invalid_request_error", param, code)
+
+
+def rate_limit_headers(
+    wait_s: float,
+    limit: int = 500,
+    remaining: int = 0,
+    tokens: tuple[int, int, float] = (200000, 200000, 0.0),
+) -> tuple[tuple[str, str], ...]:
+    """
+    ``retry-after`` (whole seconds, rounded up), ``retry-after-ms`` and ``x-ratelimit-*``
+    telling a wait of ``wait_s``; ``tokens`` is (limit, remaining, reset seconds) for tokens.
+    """
+    token_limit, token_remaining, token_reset = tokens
+    return (
+        ("retry-after", str(max(1, math.ceil(round(wait_s, 6))))),
+        ("retry-after-ms", str(math.ceil(round(wait_s * 1000, 6)))),
+        ("x-ratelimit-limit-requests", str(limit)),
+        ("x-ratelimit-remaining-requests", str(remaining)),
+        ("x-ratelimit-reset-requests", _duration(wait_s)),
+        ("x-ratelimit-limit-tokens", str(token_limit)),
+        ("x-ratelimit-remaining-tokens", str(token_remaining)),
+        ("x-ratelimit-reset-tokens", _duration(token_reset)),
+    )
+
+
+def _duration(seconds: float) -> str:
+    """A reset time as OpenAI writes it: ``1s``, ``0.25s``."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from mockllm.app import rate_limit_headers
 from mockllm.content import prompt_tokens
+from mockllm.errors import rate_limit_headers
 from mockllm.plan import PlanPart, StatusFault
 from mockllm.scenario import IScenario, Parameter, ScenarioState, whole
 from mockllm.validation import CompletionRequest

@@ -49,7 +49,6 @@ def main(kind: str, port: int) -> None:
     else:
         resource = Bare()
     reactor.listenTCP(port, MockSite(resource), backlog=1024, interface="127.0.0.1")
-    print("ready", flush=True)
     reactor.run()
 
 

@@ -39,15 +39,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+COMMANDS = {
+    "bare": ["bench/servers.py", "bare"],
+    "app": ["bench/servers.py", "mock"],
+    "twist": ["-m", "twisted", "mockllm", "--no-https", "--http-port"],
+}
+
+
 def start(kind: str) -> tuple[subprocess.Popen, int, float]:
-    """Start a server; return it, its port, and seconds until it answered 'ready'."""
+    """Start a server; return it, its port, and seconds until its port accepted a connection."""
     port = free_port()
     began = time.perf_counter()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(
-        [sys.executable, "bench/servers.py", kind, str(port)], stdout=subprocess.PIPE, env=env
+        [sys.executable, *COMMANDS[kind], str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
-    proc.stdout.readline()
+    while proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.005)
     return proc, port, time.perf_counter() - began
 
 
@@ -119,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
     print(f"load generator: {'wrk' if use_wrk else 'python asyncio'}")
-    servers = {kind: start(kind) for kind in ("bare", "mock")}
+    servers = {kind: start(kind) for kind in COMMANDS}
     rates: dict[str, list[float]] = {kind: [] for kind in servers}
     try:
         for _ in range(args.rounds):
@@ -130,9 +142,10 @@ def main() -> None:
                     rates[kind].append(asyncio.run(load(port, args.connections, args.seconds)))
         for kind, (proc, _, startup) in servers.items():
             median = statistics.median(rates[kind])
-            print(f"{kind:5} {median:8.0f} req/s  start {startup:.2f} s  rss {rss_mib(proc.pid):.1f} MiB")
-        ratio = statistics.median(m / b for m, b in zip(rates["mock"], rates["bare"]))
-        print(f"ratio mock/bare: {ratio:.2f} (median of {args.rounds} rounds, {args.connections} connections)")
+            print(f"{kind:6} {median:8.0f} req/s  start {startup:.2f} s  rss {rss_mib(proc.pid):.1f} MiB")
+        for kind in ("app", "twist"):
+            ratio = statistics.median(m / b for m, b in zip(rates[kind], rates["bare"]))
+            print(f"ratio {kind}/bare: {ratio:.2f} (median of {args.rounds} rounds, {args.connections} connections)")
     finally:
         for proc, _, _ in servers.values():
             proc.kill()

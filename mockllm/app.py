@@ -42,7 +42,7 @@ from mockllm.validation import (
     parse_text,
 )
 
-OPENAI_VERSION = b"2020-10-01"
+OPENAI_VERSION = wire.OPENAI_VERSION.encode("ascii")
 JSON = b"application/json"
 EVENT_STREAM = b"text/event-stream; charset=utf-8"
 
@@ -116,7 +116,7 @@ class MockLLM:
 
     def _begin(self, request: IRequest) -> Exchange:
         """Stamp the common headers and start the request's :class:`Exchange`."""
-        request_id = "req_%032x" % self._ids.getrandbits(128)
+        request_id = wire.request_id(self._ids)
         request.setHeader(b"x-request-id", request_id.encode("ascii"))
         request.setHeader(b"openai-version", OPENAI_VERSION)
         peer = request.getClientAddress()

@@ -12,6 +12,8 @@ limit, so the server stays healthy however many arrive.
 
 from __future__ import annotations
 
+import random
+
 from twisted.internet.interfaces import IDelayedCall, IProtocolNegotiationFactory, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -25,8 +27,8 @@ from mockllm.errors import APIError
 LINGER = 10.0
 
 
-def overloaded_response(limit: int) -> bytes:
-    """The whole HTTP/1.1 503 a refused connection gets."""
+def overloaded_response(limit: int, request_id: str) -> bytes:
+    """The whole HTTP/1.1 503 a refused connection gets, with the headers every response has."""
     error = APIError(
         503,
         f"The server is handling its maximum of {limit} connections; please try again later.",
@@ -40,6 +42,9 @@ def overloaded_response(limit: int) -> bytes:
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Retry-After: 1\r\n"
+        f"X-Request-Id: {request_id}\r\n"
+        f"Openai-Version: {wire.OPENAI_VERSION}\r\n"
+        "Openai-Processing-Ms: 0\r\n"
         "Connection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
@@ -87,7 +92,7 @@ class ConnectionLimit(WrappingFactory):
         self.clock = clock
         #: How many connections have been refused since the start.
         self.refused = 0
-        self._response = overloaded_response(limit)
+        self._ids = random.Random()
 
     def acceptableProtocols(self) -> list[bytes]:
         """The wrapped factory's ALPN protocols (TLS asks the factory right under it)."""
@@ -110,4 +115,5 @@ class ConnectionLimit(WrappingFactory):
                 limit=self.limit,
                 refused=self.refused,
             )
-        return Refused(self._response, self.clock)
+        response = overloaded_response(self.limit, wire.request_id(self._ids))
+        return Refused(response, self.clock)

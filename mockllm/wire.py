@@ -20,6 +20,13 @@ _ALPHABET = string.ascii_letters + string.digits
 MODEL_CREATED = 1698940800
 SYSTEM_FINGERPRINT = "fp_0mock11m01"
 DONE_EVENT = b"data: [DONE]\n\n"
+#: The ``openai-version`` header every response carries.
+OPENAI_VERSION = "2020-10-01"
+
+
+def request_id(ids: random.Random) -> str:
+    """A fresh ``x-request-id``: ``req_`` and 32 hex digits."""
+    return "req_%032x" % ids.getrandbits(128)
 
 
 def dumps(obj: Any) -> bytes:

@@ -542,6 +542,8 @@ class ConnectionLimitTests(unittest.TestCase):
         second.dataReceived(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         head, _, body = transport.value().partition(b"\r\n\r\n")
         self.assertTrue(head.startswith(b"HTTP/1.1 503 "))
+        for name in (b"X-Request-Id: req_", b"Openai-Version: 2020-10-01", b"Openai-Processing-Ms: "):
+            self.assertIn(name, head)
         error = validate("ErrorResponse", json.loads(body))["error"]
         self.assertEqual(error["code"], "max_connections")
         self.assertTrue(transport.disconnecting)

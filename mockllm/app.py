@@ -114,11 +114,17 @@ class MockLLM:
 
     # --- every response ------------------------------------------------------
 
-    def _begin(self, request: IRequest) -> Exchange:
-        """Stamp the common headers and start the request's :class:`Exchange`."""
+    def _stamp(self, request: IRequest) -> str:
+        """Set the headers every response carries (``openai-processing-ms`` comes later); return the id."""
         request_id = wire.request_id(self._ids)
         request.setHeader(b"x-request-id", request_id.encode("ascii"))
         request.setHeader(b"openai-version", OPENAI_VERSION)
+        request.setHeader(b"openai-processing-ms", b"0")
+        return request_id
+
+    def _begin(self, request: IRequest) -> Exchange:
+        """Stamp the common headers and start the request's :class:`Exchange`."""
+        request_id = self._stamp(request)
         peer = request.getClientAddress()
         observed = bool(self.observers)
         ex = Exchange(
@@ -204,9 +210,10 @@ class MockLLM:
         """The legacy ``POST /v1/completions``, streamed or not."""
         return self._complete(request, parse_text)
 
-    @app.route("/__admin/", branch=True)
+    @app.route("/__admin/", branch=True, strict_slashes=False)
     def admin_api(self, request: IRequest) -> Any:
         """The admin API's own (access-checked) resource; not journaled."""
+        self._stamp(request)
         if self.admin is None:
             raise NotFound()
         return self.admin.resource()
@@ -214,6 +221,7 @@ class MockLLM:
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: IRequest) -> bytes:
         """Prometheus metrics; not journaled."""
+        self._stamp(request)
         if self.metrics is None:
             raise NotFound()
         return self.metrics.page(request)

@@ -43,3 +43,26 @@ class RoutingTests(unittest.TestCase):
         conn = RawHTTP(self.app).send("GET", "/v1/models/org/thing")
         self.assertEqual(conn.status, 404)
         self.assertEqual(conn.json()["error"]["code"], "model_not_found")
+
+
+class OwnRoutesTests(unittest.TestCase):
+    """mockllm's own routes (admin API, metrics) look like the rest of the server."""
+
+    def setUp(self) -> None:
+        from tests.observe_support import observed_app
+
+        self.app = observed_app().app
+
+    def test_common_headers(self) -> None:
+        """Admin and metrics responses carry x-request-id, openai-version and openai-processing-ms."""
+        for path in ("/__admin/requests", "/metrics"):
+            conn = RawHTTP(self.app).send("GET", path)
+            self.assertEqual(conn.status, 200, path)
+            for name in ("x-request-id", "openai-version", "openai-processing-ms"):
+                self.assertIn(name, conn.headers, path)
+
+    def test_admin_without_slash(self) -> None:
+        """``/__admin`` is an OpenAI-shaped 404, not Werkzeug's HTML redirect."""
+        conn = RawHTTP(self.app).send("GET", "/__admin")
+        self.assertEqual(conn.status, 404)
+        validate("ErrorResponse", conn.json())

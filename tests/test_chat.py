@@ -206,3 +206,50 @@ class StreamingTests(StubCase):
         clock.pump([0.1] * 100)
         self.assertEqual(conn.events()[-1], "[DONE]")
         self.assertTrue(conn.complete)
+
+
+class StubTreqControlTests(StubCase):
+    """Each seed control through ``StubTreq`` on a ``task.Clock`` (the raw-connection tests in
+    ``test_faults`` cover the same controls byte by byte, and disconnects)."""
+
+    def test_delay(self) -> None:
+        """``?delay=3000``: no response until the clock reaches 3 s."""
+        d = self.post(URL + "?delay=3000")
+        self.advance(2.9)
+        self.assertNoResult(d)
+        self.advance(0.1)
+        self.assertEqual(self.successResultOf(d).code, 200)
+
+    def test_fail_statuses(self) -> None:
+        """``?fail=429`` and ``X-Mock-Fail: 500`` give the seed's errors."""
+        response, body = self.body_of(self.post(URL + "?fail=429"))
+        self.assertEqual((response.code, body["error"]["type"]), (429, "rate_limit_error"))
+        self.assertEqual(response.headers.getRawHeaders("retry-after-ms"), ["1000"])
+        d = self.client.post(URL, json=CHAT_BODY, headers={"X-Mock-Fail": "500"})
+        self.client.flush()
+        response, body = self.body_of(d)
+        self.assertEqual((response.code, body["error"]["code"]), (500, "internal_error"))
+
+    def test_timeout(self) -> None:
+        """``?fail=timeout``: nothing for 30 s, then 504."""
+        d = self.post(URL + "?fail=timeout")
+        self.advance(29.9)
+        self.assertNoResult(d)
+        self.advance(0.1)
+        response, body = self.body_of(d)
+        self.assertEqual((response.code, validate("ErrorResponse", body)["error"]["type"]), (504, "timeout_error"))
+
+    def test_fail_chunk(self) -> None:
+        """``?stream=true&fail_chunk=2``: one good event, then a malformed one, no [DONE]."""
+        d = self.post(URL + "?stream=true&fail_chunk=2")
+        self.advance(1, steps=50)
+        _, raw = self.text_of(d)
+        events = parse_sse(raw)
+        self.assertEqual(len(events), 2)
+        validate("CreateChatCompletionStreamResponse", json.loads(events[0]))
+        self.assertRaises(ValueError, json.loads, events[1])
+
+    def test_bad_control(self) -> None:
+        """A bad control value is an OpenAI-shaped 400 naming it."""
+        response, body = self.body_of(self.post(URL + "?delay=-1"))
+        self.assertEqual((response.code, body["error"]["param"]), (400, "delay"))

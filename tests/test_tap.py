@@ -162,6 +162,16 @@ class ProcessTests(unittest.TestCase):
         self.assertIn(f"cannot listen for HTTP on 127.0.0.1:{port}".encode(), server.output)
         self.assertNotIn(b"Traceback", server.output)
 
+    async def test_busy_port_daemon_reports(self) -> None:
+        """A daemonizing ``twistd`` with a busy port: the launcher says why and exits non-zero (no hang)."""
+        busy = reactor.listenTCP(0, _NullFactory(), interface="127.0.0.1")
+        self.addCleanup(busy.stopListening)
+        port = busy.getHost().port
+        launcher = spawn(self, ["--no-https", "--http-port", str(port)], self.mktemp_dir(), command="twistd-daemon")
+        code = await launcher.ended
+        self.assertEqual(code, 1)
+        self.assertIn(b"cannot listen for HTTP on 127.0.0.1", launcher.output)
+
     async def test_bad_option_exits_with_usage(self) -> None:
         """A bad option value is a usage error, not a traceback."""
         server = spawn(self, ["--http-port", "nope"], self.mktemp_dir())

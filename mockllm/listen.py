@@ -2,7 +2,7 @@
 Listening: the quiet :class:`MockSite` and :class:`ListenerService`.
 
 A listener that cannot bind stops the start with one clear line and a
-non-zero exit (:class:`ListenFailed`), rather than leaving a half-running server.
+non-zero exit (:class:`StartFailed`), rather than leaving a half-running server.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 
-class ListenFailed(SystemExit, Exception):
+class StartFailed(SystemExit, Exception):
     """
-    A listener could not bind.  As a ``SystemExit`` it ends ``twist`` and ``twistd -n``
+    A service could not start (a listener could not bind, a file could not be opened).
+    As a ``SystemExit`` it ends ``twist`` and ``twistd -n``
     with its message and exit status 1, no traceback; as an ``Exception`` it is what a
     daemonizing ``twistd`` catches and reports to the waiting parent (which would wait
     forever for a bare ``SystemExit``).
@@ -59,16 +60,16 @@ class ListenerService(Service):
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
-        """Listen now; raise :class:`ListenFailed` with a readable reason if the port cannot be bound."""
+        """Listen now; raise :class:`StartFailed` with a readable reason if the port cannot be bound."""
         super().startService()
         outcome: list[object] = []
         self.endpoint.listen(self.factory).addBoth(outcome.append)
         if not outcome:
-            raise ListenFailed(f"mockllm: {self.description}: the endpoint did not listen synchronously")
+            raise StartFailed(f"mockllm: {self.description}: the endpoint did not listen synchronously")
         result = outcome[0]
         if isinstance(result, Failure):
             self.running = False
-            raise ListenFailed(f"mockllm: cannot listen for {self.description}: {result.getErrorMessage()}")
+            raise StartFailed(f"mockllm: cannot listen for {self.description}: {result.getErrorMessage()}")
         self.port = result
         self.log.info("{line}", line=self.announce(result))
 

@@ -21,6 +21,7 @@ from twisted.logger import FileLogObserver, ILogObserver, Logger, LogEvent
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from mockllm.listen import StartFailed
 from mockllm.record import Record
 
 #: Default size (bytes) at which the file is rotated.
@@ -60,7 +61,7 @@ class RequestLog(Service):
         try:
             self._file = self._open()
         except OSError as error:
-            raise SystemExit(f"mockllm: cannot open the request log {self.path}: {error}") from None
+            raise StartFailed(f"mockllm: cannot open the request log {self.path}: {error}") from None
         self._observer = FileLogObserver(self._file, json_line)
         super().startService()
 

@@ -174,12 +174,15 @@ class Admin:
         scenarios: ScenarioControl | None = None,
         access: AdminAccess | None = None,
         server_tls: Callable[[], tls.ReloadableServerTLS | None] = lambda: None,
+        describe_peer: Callable[[IRequest], dict] | None = None,
     ) -> None:
         self.journal = journal
         self.scenarios = scenarios
         self.access = access if access is not None else AdminAccess()
         #: Finds the HTTPS listener's TLS (``None`` without one), for ``/reload-tls``.
         self.server_tls = server_tls
+        #: Describes the caller's TLS connection, for ``/whoami``.
+        self.describe_peer = describe_peer if describe_peer is not None else identity.PeerIdentities().describe
         self._resource = _Guarded(self.access, self.app.resource())
 
     def resource(self) -> IResource:
@@ -240,7 +243,7 @@ class Admin:
     @app.route("/whoami", methods=["GET"])
     def whoami(self, request: IRequest) -> bytes:
         """The caller's verified client certificate and TLS parameters (all null over plain HTTP)."""
-        return send_json(request, 200, identity.describe_connection(request))
+        return send_json(request, 200, self.describe_peer(request))
 
     @app.route("/reload-tls", methods=["POST"])
     def reload_tls(self, request: IRequest) -> Deferred:

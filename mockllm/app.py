@@ -12,8 +12,8 @@ pending (Klein cancels the route's Deferred).
 from __future__ import annotations
 
 import random
-from http import HTTPStatus
 from dataclasses import replace
+from http import HTTPStatus
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from klein import Klein
@@ -30,6 +30,7 @@ from mockllm.caller import Caller, caller_key
 from mockllm.config import Config
 from mockllm.errors import APIError, invalid_request, rate_limit_headers, status_error
 from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, Exchange, ExchangeObserver
+from mockllm.identity import PeerIdentities
 from mockllm.plan import ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
 from mockllm.sse import EventStream, paced
 from mockllm.validation import (
@@ -62,10 +63,6 @@ class NoScenario:
         return "default", PlanPart()
 
 
-def _no_identity(request: IRequest) -> None:
-    return None
-
-
 class MockLLM:
     """The mock OpenAI API: routes plus the state they share."""
 
@@ -78,7 +75,8 @@ class MockLLM:
         clock: IReactorTime,
         rng: random.Random | None = None,
         scenarios: ScenarioChooser | None = None,
-        identify: Callable[[IRequest], dict[str, Any] | None] = _no_identity,
+        identify: Callable[[IRequest], dict[str, Any] | None] | None = None,
+        peers: PeerIdentities | None = None,
         observers: Iterable[ExchangeObserver] = (),
         admin: Any = None,
         metrics: Any = None,
@@ -89,7 +87,9 @@ class MockLLM:
         #: Ids come from their own generator (seeded from the OS), apart from ``rng``.
         self._ids = random.Random()
         self.scenarios = scenarios if scenarios is not None else NoScenario()
-        self.identify = identify
+        #: Describes each request's TLS connection (the admin API's ``/whoami`` asks it too).
+        self.peers = peers if peers is not None else PeerIdentities()
+        self.identify = identify if identify is not None else self.peers.identify
         self.observers = list(observers)
         #: The admin API (:class:`mockllm.admin.Admin`) served at ``/__admin/``; ``None``: 404 there.
         self.admin = admin

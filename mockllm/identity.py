@@ -26,11 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 
-#: The keys of L{describe_connection}'s answer, all None over plain HTTP.
+#: The keys of L{PeerIdentities.describe}'s answer, all None over plain HTTP.
 FIELDS = ("subject", "issuer", "serial", "fingerprint_sha256", "tls_version", "cipher")
-
-_cache: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
-
 
 def certificate_identity(cert: x509.Certificate) -> dict:
     """
@@ -70,26 +67,35 @@ def _describe(conn: SSL.Connection) -> dict:
     return described
 
 
-def describe_connection(request) -> dict:
+class PeerIdentities:
     """
-    All of L{FIELDS} for C{request}'s connection; the certificate fields are
-    None when no certificate was presented, and everything is None over
-    plain HTTP.
+    Describes the connection under a request, once per connection (requests
+    sharing a keep-alive connection share the description).  The app holds
+    one; the admin API's C{/whoami} asks the same one.
     """
-    conn = _tls_connection(request)
-    if conn is None:
-        return dict.fromkeys(FIELDS)
-    described = _cache.get(conn)
-    if described is None:
-        described = _cache[conn] = _describe(conn)
-    return dict(described)
 
+    def __init__(self) -> None:
+        self._described: "weakref.WeakKeyDictionary[SSL.Connection, dict]" = weakref.WeakKeyDictionary()
 
-def peer_identity(request) -> Optional[dict]:
-    """
-    The verified client certificate of C{request}'s connection (subject,
-    issuer, serial, fingerprint_sha256) with its tls_version and cipher, or
-    None over plain HTTP or when the client presented no certificate.
-    """
-    described = describe_connection(request)
-    return described if described["subject"] is not None else None
+    def describe(self, request) -> dict:
+        """
+        All of L{FIELDS} for C{request}'s connection; the certificate fields
+        are None when no certificate was presented, and everything is None
+        over plain HTTP.
+        """
+        conn = _tls_connection(request)
+        if conn is None:
+            return dict.fromkeys(FIELDS)
+        described = self._described.get(conn)
+        if described is None:
+            described = self._described[conn] = _describe(conn)
+        return dict(described)
+
+    def identify(self, request) -> Optional[dict]:
+        """
+        The verified client certificate of C{request}'s connection (subject,
+        issuer, serial, fingerprint_sha256) with its tls_version and cipher,
+        or None over plain HTTP or when the client presented no certificate.
+        """
+        described = self.describe(request)
+        return described if described["subject"] is not None else None

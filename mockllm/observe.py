@@ -66,7 +66,9 @@ class Observability:
         app.metrics = self.metrics
         if self.access is not None:
             control = scenario_control(app.scenarios)
-            app.admin = Admin(self.journal, control, self.access, server_tls=lambda: app.server_tls)
+            app.admin = Admin(
+                self.journal, control, self.access, server_tls=lambda: app.server_tls, describe_peer=app.peers.describe
+            )
         if self.request_log is not None:
             self.request_log.setServiceParent(parent)
 

@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python import usage
 
-from mockllm import identity, observe, pki, tls
+from mockllm import observe, pki, tls
 from mockllm.app import MockLLM
 from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
 from mockllm.connlimit import ConnectionLimit
@@ -304,7 +304,7 @@ def build_app(config: Config, reactor, seed: int | None = None, scenarios: Scena
     if scenarios is None:
         definitions = define(discover().scenarios, config.scenarios)
         scenarios = ScenarioRunner(definitions, reactor, seed=seed, responses=config.responses)
-    return MockLLM(config, reactor, rng=random.Random(seed), scenarios=scenarios, identify=identity.peer_identity)
+    return MockLLM(config, reactor, rng=random.Random(seed), scenarios=scenarios)
 
 
 def scenario_runner(options: Options, config: Config, reactor) -> ScenarioRunner:

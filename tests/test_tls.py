@@ -270,7 +270,7 @@ class ServerIdentityTests(unittest.TestCase):
 
 class IdentityTests(unittest.TestCase):
     """
-    L{identity.peer_identity} and L{identity.describe_connection} on real connections.
+    L{identity.PeerIdentities} on real connections.
     """
 
     timeout = 20

@@ -83,14 +83,15 @@ class Hello(Resource):
     def __init__(self) -> None:
         super().__init__()
         self.requests = 0
+        self.peers = identity.PeerIdentities()
 
     def render_GET(self, request):
         """
-        JSON of L{identity.describe_connection} plus C{"verified": bool}.
+        JSON of L{identity.PeerIdentities.describe} plus C{"verified": bool}.
         """
         self.requests += 1
-        body = identity.describe_connection(request)
-        body["verified"] = identity.peer_identity(request) is not None
+        body = self.peers.describe(request)
+        body["verified"] = self.peers.identify(request) is not None
         request.setHeader(b"content-type", b"application/json")
         return json.dumps(body).encode()
 

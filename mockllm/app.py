@@ -56,7 +56,11 @@ class ScenarioChooser(Protocol):
 
 
 class NoScenario:
-    """The scenario layer when none is configured: no opinion on anything."""
+    """The scenario layer when the app is built without one (tests): no opinion on anything.
+
+    ``tap.makeService`` always gives the app a :class:`~mockllm.scenario.ScenarioRunner`, which
+    is also what applies ``[responses] error_rate_percent``.
+    """
 
     def plan(self, request: CompletionRequest, caller: Caller) -> tuple[str, PlanPart]:
         """Always ``("default", PlanPart())``."""
@@ -115,7 +119,10 @@ class MockLLM:
     # --- every response ------------------------------------------------------
 
     def _stamp(self, request: IRequest) -> str:
-        """Set the headers every response carries (``openai-processing-ms`` comes later); return the id."""
+        """Set the headers every response carries and return the request id.
+
+        ``openai-processing-ms`` starts at 0; answers timed by :meth:`_headers_out` overwrite it.
+        """
         request_id = wire.request_id(self._ids)
         request.setHeader(b"x-request-id", request_id.encode("ascii"))
         request.setHeader(b"openai-version", OPENAI_VERSION)

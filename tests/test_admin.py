@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 
 from twisted.internet.interfaces import ISSLTransport
+from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.trial import unittest
 from zope.interface import alsoProvides
 
 from mockllm.admin import LOOPBACK, AdminAccess, parse_networks
+from mockllm.scenario import ScenarioRunner, define, discover
 from mockllm.tap import Options
 from tests.observe_support import PATH, observed_app
 from tests.support import CHAT_BODY, RawHTTP, validate
@@ -234,21 +236,10 @@ class _Unswitchable:
         return "default", PlanPart()
 
 
-try:
-    from mockllm.scenario import ScenarioRunner, define, discover
-except ImportError:  # the scenario runner is not in this checkout
-    ScenarioRunner = None
-
-
 class RealScenarioTests(unittest.TestCase):
     """The admin API driving the real :class:`~mockllm.scenario.ScenarioRunner` and its ``flaky`` scenario."""
 
-    if ScenarioRunner is None:
-        skip = "mockllm.scenario is not available"
-
     def setUp(self) -> None:
-        from twisted.internet.task import Clock
-
         runner = ScenarioRunner(define(discover().scenarios), Clock(), seed=0)
         self.o = observed_app(scenarios=runner)
 

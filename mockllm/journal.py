@@ -10,6 +10,7 @@ bounded (``--journal-size``); the oldest records fall out first.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +23,8 @@ from mockllm.record import Record
 DEFAULT_SIZE = 1000
 #: The query-string filters ``GET /__admin/requests`` understands.
 _FILTERS = frozenset({"path", "status", "key", "since", "limit"})
+#: The most digits ``limit`` may have (far beyond any journal size; keeps ``int()`` cheap and in range).
+_LIMIT_DIGITS = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,9 @@ def _parse_status(text: str | None) -> tuple[int | None, bool]:
     lowered = text.strip().lower()
     if len(lowered) == 3 and lowered.endswith("xx") and lowered[0] in "12345":
         return int(lowered[0]), True
-    if lowered.isdigit() and 100 <= int(lowered) <= 599:
-        return int(lowered), False
+    number = _ascii_whole(lowered, 3)
+    if number is not None and 100 <= number <= 599:
+        return number, False
     raise _bad("status", f"an HTTP status such as 429 or a class such as 5xx, got {text!r}")
 
 
@@ -91,9 +95,13 @@ def _parse_since(text: str | None) -> float | None:
     if text is None:
         return None
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise _bad("since", f"a finite number of seconds since the epoch, got {text!r}")
+        return seconds
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -106,9 +114,21 @@ def _parse_since(text: str | None) -> float | None:
 def _parse_limit(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.strip().isdigit():
-        raise _bad("limit", f"a whole number, got {text!r}")
-    return int(text)
+    number = _ascii_whole(text.strip(), _LIMIT_DIGITS)
+    if number is None:
+        raise _bad("limit", f"a whole number of at most {_LIMIT_DIGITS} digits, got {text!r}")
+    return number
+
+
+def _ascii_whole(text: str, max_digits: int) -> int | None:
+    """``text`` as a whole number if it is 1 to ``max_digits`` ASCII digits, else ``None``.
+
+    ``str.isdigit`` alone also accepts characters such as ``"²"`` that ``int()`` refuses,
+    and ``int()`` refuses (or is slow on) thousands of digits.
+    """
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
 def _bad(param: str, expected: str) -> APIError:

@@ -156,6 +156,14 @@ class JournalRouteTests(AdminCase):
         self.assertEqual(conn.status, 400)
         self.assertEqual(validate("ErrorResponse", conn.json())["error"]["param"], "since")
 
+    def test_odd_numbers_in_filters(self) -> None:
+        """A superscript digit, 5000 nines or ``nan`` is an OpenAI-shaped 400 too, not a 500."""
+        for query, param in [("limit=%C2%B2", "limit"), ("status=%C2%B2", "status"),
+                             ("limit=" + "9" * 5000, "limit"), ("since=nan", "since"), ("since=inf", "since")]:
+            conn = self.call("GET", f"/__admin/requests?{query}")
+            self.assertEqual(conn.status, 400, query[:20])
+            self.assertEqual(validate("ErrorResponse", conn.json())["error"]["param"], param)
+
     def test_delete(self) -> None:
         """``DELETE`` empties the journal and says how many records went."""
         self.assertEqual(self.call("DELETE", "/__admin/requests").json(), {"deleted": 4})

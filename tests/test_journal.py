@@ -172,6 +172,24 @@ class JournalTests(unittest.TestCase):
                 JournalQuery.from_args({name: [value]})
             self.assertEqual((raised.exception.status, raised.exception.param), (400, name.decode()))
 
+    def test_odd_numbers_are_400s_not_crashes(self) -> None:
+        """Non-ASCII digits, thousands of digits and non-finite times are 400s naming the filter."""
+        bad = [
+            (b"limit", "\u00b2".encode()),
+            (b"status", "\u00b2".encode()),
+            (b"status", "\u0665\u0660\u0660".encode()),
+            (b"limit", b"9" * 5000),
+            (b"limit", b""),
+            (b"since", b"nan"),
+            (b"since", b"-inf"),
+            (b"since", b"1e999"),
+        ]
+        for name, value in bad:
+            with self.assertRaises(APIError, msg=value[:20]) as raised:
+                JournalQuery.from_args({name: [value]})
+            self.assertEqual((raised.exception.status, raised.exception.param), (400, name.decode()))
+        self.assertEqual(JournalQuery.from_args({b"limit": [b"9" * 18]}).limit, 10**18 - 1)
+
     def test_clear(self) -> None:
         """Clearing empties the journal and says how many records went."""
         self.assertEqual(self.journal.clear(), 7)

@@ -15,6 +15,7 @@ import random
 from dataclasses import replace
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Iterator, Protocol
+from urllib.parse import unquote_to_bytes
 
 from klein import Klein
 from twisted.internet.defer import Deferred
@@ -23,7 +24,8 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from twisted.web.resource import Resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from mockllm import content, tls, wire
 from mockllm.caller import Caller, caller_key
@@ -31,7 +33,7 @@ from mockllm.config import Config
 from mockllm.errors import APIError, invalid_request, rate_limit_headers, status_error
 from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, Exchange, ExchangeObserver
 from mockllm.identity import PeerIdentities
-from mockllm.plan import ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
+from mockllm.plan import NO_FAULT, ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
 from mockllm.sse import EventStream, paced
 from mockllm.validation import (
     CompletionRequest,
@@ -41,6 +43,7 @@ from mockllm.validation import (
     parse_json_object,
     parse_stream_flag,
     parse_text,
+    query_args,
 )
 
 OPENAI_VERSION = wire.OPENAI_VERSION.encode("ascii")
@@ -112,9 +115,16 @@ class MockLLM:
             ),
         )
 
-    def resource(self):
-        """The ``twisted.web`` resource serving this app."""
-        return self.app.resource()
+    def resource(self) -> Resource:
+        """The ``twisted.web`` resource serving this app (Klein's, behind a check of the URL's encoding)."""
+        return _UTF8Paths(self, self.app.resource())
+
+    def bad_url(self, request: IRequest) -> bytes:
+        """The answer for a path that is not UTF-8 once percent-decoded (Klein's own is HTML)."""
+        ex = self._begin(request)
+        message = "Invalid URL: the path is not UTF-8 once percent-decoded."
+        ex.error = message
+        return self._error(request, ex, invalid_request(message))
 
     # --- every response ------------------------------------------------------
 
@@ -146,6 +156,7 @@ class MockLLM:
             headers=_header_pairs(request) if observed else [],
             body=b"",
         )
+        request.mockllm_exchange = ex  # for :meth:`failed`, which only gets the request
         if observed:
             for observer in self.observers:
                 observer.exchange_started(ex)
@@ -251,9 +262,25 @@ class MockLLM:
         message = f"Method {method} is not allowed for {ex.path}; use {allowed}."
         return self._error(request, ex, APIError(405, message, "invalid_request_error"))
 
+    @app.handle_errors(HTTPException)
+    def http_error(self, request: IRequest, failure: Failure) -> bytes:
+        """Any other routing error Werkzeug raises, OpenAI-shaped with its status."""
+        ex = self._begin(request)
+        error = failure.value
+        return self._error(request, ex, APIError(error.code or 400, error.description or error.name))
+
+    @app.handle_errors(Exception)
+    def failed(self, request: IRequest, failure: Failure) -> bytes:
+        """A bug: log it, and answer an OpenAI-shaped 500 (never an HTML traceback)."""
+        self.log.failure("mockllm: unexpected error answering {method} {path}", failure,
+                         method=request.method, path=request.path)
+        ex = getattr(request, "mockllm_exchange", None) or self._begin(request)
+        ex.error = f"internal error: {failure.getErrorMessage()}"
+        return self._error(request, ex, status_error(500))
+
     # --- completions -------------------------------------------------------------
 
-    def _complete(self, request: IRequest, parse: Callable[[dict], CompletionRequest]) -> bytes | Deferred:
+    def _complete(self, request: IRequest, parse: Callable[..., CompletionRequest]) -> bytes | Deferred:
         ex = self._begin(request)
         raw = request.content.read()
         ex.body = raw
@@ -266,35 +293,31 @@ class MockLLM:
             ex.error = error.message
             return self._error(request, ex, error)
         plan = resolve(controls, scenario_part, self._config_layer)
+        if isinstance(plan.fault, ChunkFault) and not creq.stream:
+            plan = replace(plan, fault=NO_FAULT)  # nothing to cut: record no fault
         ex.fault = plan.fault_name
         if plan.delay > 0:
             return deferLater(self.clock, plan.delay, self._answer, request, ex, creq, plan)
         return self._answer(request, ex, creq, plan)
 
     def _validate(
-        self, request: IRequest, raw: bytes, parse: Callable[[dict], CompletionRequest], ex: Exchange
+        self, request: IRequest, raw: bytes, parse: Callable[..., CompletionRequest], ex: Exchange
     ) -> tuple[CompletionRequest, Caller, PlanPart]:
         """Check the body and the controls; raise :class:`APIError` for the first problem."""
         responses = self.config.responses
-        lookup = control_lookup(request.args, request.requestHeaders)
+        lookup = control_lookup(query_args(request.uri), request.requestHeaders)
         controls = parse_controls(lookup, responses.max_delay_ms, responses.timeout_ms / 1000)
-        stream_flag = parse_stream_flag(lookup("stream"))
-        retry_after = lookup("retry_after")
-        creq = parse(parse_json_object(raw))
-        if stream_flag is not None and stream_flag != creq.stream:
-            creq = replace(creq, stream=stream_flag)
+        creq = parse(parse_json_object(raw), parse_stream_flag(lookup("stream")))
         if creq.model not in self._models:
             raise model_not_found(creq.model, "model")
         if creq.stream and not responses.streaming_enabled:
             raise invalid_request("Streaming is disabled on this server.", "stream", "unsupported_value")
-        if retry_after is not None and isinstance(controls.fault, StatusFault):
-            controls = replace(controls, fault=_with_retry_after(controls.fault, retry_after))
         host = ex.client.rpartition(":")[0]
         caller = Caller(
-            key=caller_key(request.getHeader("x-mock-key"), ex.identity, host),
+            key=caller_key(_header_text(request, b"x-mock-key"), ex.identity, host),
             address=ex.client,
             identity=ex.identity,
-            scenario=request.getHeader("x-mock-scenario"),
+            scenario=_header_text(request, b"x-mock-scenario"),
         )
         return creq, caller, controls
 
@@ -328,6 +351,33 @@ class MockLLM:
         items = paced(events, plan.timing, self.rng)
         stream = EventStream(request, self.clock, items, watch=maker.first_content, progress=ex)
         return stream.start().addCallback(_note_cut, ex, maker)
+
+
+class _UTF8Paths(Resource):
+    """Hands requests to Klein, except those whose path Klein would refuse with HTML."""
+
+    isLeaf = True
+
+    def __init__(self, app: MockLLM, klein: Resource) -> None:
+        super().__init__()
+        self._app = app
+        self._klein = klein
+
+    def render(self, request: IRequest) -> bytes | int:
+        """Klein's answer, or the app's JSON 400 for a path that is not UTF-8."""
+        path = request.path
+        if not path.isascii() or b"%" in path:
+            try:
+                unquote_to_bytes(path).decode("utf-8")
+            except UnicodeDecodeError:
+                return self._app.bad_url(request)
+        return self._klein.render(request)
+
+
+def _header_text(request: IRequest, name: bytes) -> str | None:
+    """The last value of header ``name`` as text (bytes that are not UTF-8 replaced), or ``None``."""
+    values = request.requestHeaders.getRawHeaders(name)
+    return values[-1].decode("utf-8", "replace") if values else None
 
 
 def _header_pairs(request: IRequest) -> list[tuple[str, str]]:
@@ -388,18 +438,3 @@ def model_not_found(model: str, param: str | None) -> APIError:
         param,
         "model_not_found",
     )
-
-
-def _with_retry_after(fault: StatusFault, text: str) -> StatusFault:
-    """``fault`` with rate-limit headers telling a wait of ``text`` milliseconds."""
-    try:
-        wait_ms = int(text)
-    except ValueError:
-        wait_ms = -1
-    if wait_ms < 0:
-        raise invalid_request(
-            f"Invalid 'retry_after': expected a whole number of milliseconds, got {text!r}.",
-            "retry_after",
-            "invalid_value",
-        )
-    return replace(fault, headers=rate_limit_headers(wait_ms / 1000))

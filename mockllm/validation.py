@@ -12,10 +12,12 @@ string or ``X-Mock-*`` headers.  Every problem raises an
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs
 
-from mockllm.errors import APIError, invalid_request
+from mockllm.errors import APIError, invalid_request, rate_limit_headers
 from mockllm.plan import NO_FAULT, ChunkFault, Fault, PlanPart, StatusFault, TimeoutFault
 
 ROLES = ("system", "user", "assistant", "tool", "function", "developer")
@@ -64,11 +66,16 @@ def _wrong_type(param: str, expected: str, value: object) -> APIError:
     )
 
 
+def _no_constants(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON; the real API refuses them."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Decode ``raw`` as a JSON object, or raise the real API's 400."""
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise invalid_request(_JSON_HINT) from None
     if not isinstance(body, dict):
         raise invalid_request(
@@ -114,13 +121,18 @@ def _check_range(body: Mapping[str, Any], param: str, low: float, high: float, i
         )
 
 
-def _check_common(body: Mapping[str, Any]) -> tuple[bool, bool]:
-    """Check the fields chat and text completions share; return ``(stream, include_usage)``."""
+def _check_common(body: Mapping[str, Any], stream_override: bool | None) -> tuple[bool, bool]:
+    """Check the fields chat and text completions share; return ``(stream, include_usage)``.
+
+    ``stream_override`` (the seed's ``?stream=``) replaces the body's ``stream`` once that is checked.
+    """
     stream = body.get("stream", False)
     if stream is None:
         stream = False
     if not isinstance(stream, bool):
         raise _wrong_type("stream", "a boolean", stream)
+    if stream_override is not None:
+        stream = stream_override
     options = body.get("stream_options")
     include_usage = False
     if options is not None:
@@ -198,16 +210,17 @@ def _message_texts(messages: object) -> tuple[str, ...]:
     return tuple(texts)
 
 
-def parse_chat(body: Mapping[str, Any]) -> CompletionRequest:
-    """Validate a ``/v1/chat/completions`` body."""
+def parse_chat(body: Mapping[str, Any], stream_override: bool | None = None) -> CompletionRequest:
+    """Validate a ``/v1/chat/completions`` body (``stream_override``: the query's ``stream``)."""
     model = _check_model(body)
     texts = _message_texts(body.get("messages"))
-    stream, include_usage = _check_common(body)
+    stream, include_usage = _check_common(body, stream_override)
     return CompletionRequest("chat", model, stream, include_usage, texts, body)
 
 
-def parse_text(body: Mapping[str, Any]) -> CompletionRequest:
-    """Validate a legacy ``/v1/completions`` body (``prompt``: a string or strings)."""
+def parse_text(body: Mapping[str, Any], stream_override: bool | None = None) -> CompletionRequest:
+    """Validate a legacy ``/v1/completions`` body (``prompt``: strings or tokens; ``stream_override``: the
+    query's ``stream``)."""
     model = _check_model(body)
     prompt = body.get("prompt", "")
     if prompt is None:
@@ -220,7 +233,7 @@ def parse_text(body: Mapping[str, Any]) -> CompletionRequest:
         texts = (" ".join("x" for _ in prompt),)
     else:
         raise _wrong_type("prompt", "a string or an array of strings or tokens", prompt)
-    stream, include_usage = _check_common(body)
+    stream, include_usage = _check_common(body, stream_override)
     return CompletionRequest("text", model, stream, include_usage, texts, body)
 
 
@@ -228,42 +241,45 @@ def parse_text(body: Mapping[str, Any]) -> CompletionRequest:
 
 Lookup = Callable[[str], "str | None"]
 
+_WHOLE = re.compile(r"-?[0-9]{1,15}")
 
-def control_lookup(args: Mapping[bytes, list[bytes]], headers: Any) -> Lookup:
+
+def query_args(uri: bytes) -> dict[str, list[str]]:
+    """The query string of ``uri`` only (never a form-encoded body, which ``request.args`` mixes in)."""
+    query = uri.partition(b"?")[2]
+    if not query:
+        return {}
+    return parse_qs(query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace")
+
+
+def control_lookup(query: Mapping[str, list[str]], headers: Any) -> Lookup:
     """A function that finds a control by name: the query string first, then ``X-Mock-<Name>``."""
 
     def lookup(name: str) -> str | None:
-        values = args.get(name.encode("ascii"))
+        values = query.get(name)
         if values:
-            return values[-1].decode("utf-8", "replace")
-        header = "x-mock-" + name.replace("_", "-")
-        raw = headers.getRawHeaders(header)
-        return raw[-1] if raw else None
+            return values[-1]
+        raw = headers.getRawHeaders(b"x-mock-" + name.replace("_", "-").encode("ascii"))
+        return raw[-1].decode("utf-8", "replace") if raw else None
 
     return lookup
 
 
-def _non_negative_int(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
+def _whole_ms(name: str, text: str, cap: int) -> int:
+    """``text`` as whole milliseconds from 0 to ``cap``, or a 400 naming ``name``."""
+    text = text.strip()
+    if not _WHOLE.fullmatch(text):
         raise invalid_request(
             f"Invalid '{name}': expected a whole number of milliseconds, got {text!r}.", name, "invalid_value"
-        ) from None
+        )
+    value = int(text)
     if value < 0:
         raise invalid_request(f"Invalid '{name}': must not be negative, got {value}.", name, "invalid_value")
-    return value
-
-
-def _parse_delay(text: str, max_delay_ms: int) -> float:
-    value = _non_negative_int("delay", text)
-    if value > max_delay_ms:
+    if value > cap:
         raise invalid_request(
-            f"Invalid 'delay': {value} ms is above this server's cap of {max_delay_ms} ms.",
-            "delay",
-            "invalid_value",
+            f"Invalid '{name}': {value} ms is above this server's cap of {cap} ms.", name, "invalid_value"
         )
-    return value / 1000
+    return value
 
 
 def parse_fail(text: str, timeout_s: float) -> Fault:
@@ -273,7 +289,7 @@ def parse_fail(text: str, timeout_s: float) -> Fault:
         return TimeoutFault(timeout_s)
     if lowered == "none":
         return NO_FAULT
-    if lowered.isdigit() and 400 <= int(lowered) <= 599:
+    if len(lowered) == 3 and lowered.isascii() and lowered.isdigit() and 400 <= int(lowered) <= 599:
         return StatusFault(int(lowered))
     raise invalid_request(
         f"Unknown fail type: {text!r}. Use an HTTP status from 400 to 599, 'timeout' or 'none'.",
@@ -283,17 +299,14 @@ def parse_fail(text: str, timeout_s: float) -> Fault:
 
 
 def _parse_fail_chunk(text: str) -> ChunkFault:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    stripped = text.strip()
+    if not (stripped.isascii() and stripped.isdigit() and len(stripped) <= 9 and int(stripped) >= 1):
         raise invalid_request(
             f"Invalid 'fail_chunk': expected an event number of 1 or more, got {text!r}.",
             "fail_chunk",
             "invalid_value",
         )
-    return ChunkFault(value)
+    return ChunkFault(int(stripped))
 
 
 def parse_stream_flag(text: str | None) -> bool | None:
@@ -308,15 +321,22 @@ def parse_stream_flag(text: str | None) -> bool | None:
     raise invalid_request(f"Invalid 'stream': expected true or false, got {text!r}.", "stream", "invalid_value")
 
 
-def parse_controls(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> PlanPart:
-    """The request's own plan layer from ``delay``, ``fail`` and ``fail_chunk``."""
-    delay_text = lookup("delay")
-    fail_text = lookup("fail")
-    chunk_text = lookup("fail_chunk")
-    delay = None if delay_text is None else _parse_delay(delay_text, max_delay_ms)
+def _request_fault(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> Fault | None:
+    """The fault the request asks for itself: ``fail`` (with ``retry_after``), else ``fail_chunk``."""
+    fail_text, chunk_text, retry_text = lookup("fail"), lookup("fail_chunk"), lookup("retry_after")
     fault = None if fail_text is None else parse_fail(fail_text, timeout_s)
+    retry_ms = None if retry_text is None else _whole_ms("retry_after", retry_text, max_delay_ms)
     if chunk_text is not None:
         chunk_fault = _parse_fail_chunk(chunk_text)
-        if fault is None:
+        if fault is None or fault is NO_FAULT:  # fail=none masks the scenario's fault, not this one
             fault = chunk_fault
-    return PlanPart(delay=delay, fault=fault)
+    if retry_ms is not None and isinstance(fault, StatusFault):
+        fault = replace(fault, headers=rate_limit_headers(retry_ms / 1000))
+    return fault
+
+
+def parse_controls(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> PlanPart:
+    """The request's own plan layer from ``delay``, ``fail``, ``fail_chunk`` and ``retry_after``."""
+    delay_text = lookup("delay")
+    delay = None if delay_text is None else _whole_ms("delay", delay_text, max_delay_ms) / 1000
+    return PlanPart(delay=delay, fault=_request_fault(lookup, max_delay_ms, timeout_s))

@@ -235,3 +235,51 @@ class StreamDisconnectTests(FaultCase):
         self.clock.pump([0.01] * 100)
         self.assertEqual(conn.raw, written)
         self.assertFalse(conn.complete)
+
+
+class FaultCombinationTests(FaultCase):
+    """How the request's own fault controls combine."""
+
+    def test_fail_none_keeps_own_fail_chunk(self) -> None:
+        """``fail=none`` (a typical default header) masks the scenario's fault, not the request's fail_chunk."""
+        conn = self.send(PATH + "?stream=true&fail_chunk=2", headers={"X-Mock-Fail": "none"})
+        self.clock.pump([0.01] * 50)
+        self.assertEqual(len(conn.events()), 2)
+        self.assertRaises(ValueError, json.loads, conn.events()[1])
+
+    def test_fail_chunk_without_stream_is_no_fault(self) -> None:
+        """A non-streamed request with fail_chunk has nothing cut, and records no fault."""
+        finished = []
+        observer = type("O", (), {"exchange_started": lambda s, e: None, "exchange_finished": lambda s, e: finished.append(e)})
+        self.app, self.clock = make_app(observers=[observer()])
+        self.send(PATH + "?fail_chunk=2")
+        self.assertEqual([(e.status, e.fault) for e in finished], [(200, None)])
+
+
+class UnexpectedErrorTests(FaultCase):
+    """A bug inside the server is an OpenAI-shaped 500, logged, never an HTML traceback."""
+
+    def test_bug_is_json_500(self) -> None:
+        """A scenario that raises: JSON 500 with the common headers; the exchange says 500; the failure is logged."""
+        finished = []
+
+        class Broken:
+            def plan(self, request, caller):
+                """Fail like a buggy drop-in scenario."""
+                raise ZeroDivisionError("bug")
+
+        class Observer:
+            def exchange_started(self, ex) -> None:
+                """Nothing."""
+
+            def exchange_finished(self, ex) -> None:
+                """Keep it."""
+                finished.append(ex)
+
+        self.app, self.clock = make_app(scenarios=Broken(), observers=[Observer()])
+        conn = self.send()
+        self.assertEqual(conn.status, 500)
+        self.assertEqual(self.error(conn)["code"], "internal_error")
+        self.assertIn("x-request-id", conn.headers)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual([(e.status, e.error) for e in finished], [(500, "internal error: bug")])

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
+from mockllm.scenario import ScenarioRunner, define, discover
 from tests.support import CHAT_BODY, RawHTTP, make_app, validate
 
 PATH = "/v1/chat/completions"
@@ -141,3 +142,89 @@ class FuzzTests(unittest.TestCase):
         self.assertIn(conn.status, (200, 400, 404))
         if conn.status != 200:
             validate("ErrorResponse", conn.json())
+
+
+class HostileInputTests(unittest.TestCase):
+    """Odd bytes and numbers that once produced HTML 500s: each is an OpenAI-shaped 4xx now."""
+
+    def setUp(self) -> None:
+        self.app, self.clock = make_app()
+
+    def raw(self, head: bytes, body: bytes = b"") -> RawHTTP:
+        """Send a hand-made request (``head`` without the final blank line)."""
+        conn = RawHTTP(self.app)
+        conn.protocol.dataReceived(head + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        return conn
+
+    def refused(self, conn: RawHTTP, param: str | None) -> None:
+        """Assert a schema-valid 400 naming ``param``."""
+        self.assertEqual(conn.status, 400, conn.raw)
+        self.assertEqual(validate("ErrorResponse", conn.json())["error"]["param"], param)
+
+    def test_unicode_digits_in_controls(self) -> None:
+        """Superscript, full-width and underscored digits are not numbers here."""
+        for query, param in (("fail=%C2%B2", "fail"), ("delay=1_000", "delay"), ("fail=%EF%BC%94%EF%BC%92%EF%BC%99", "fail"),
+                             ("fail_chunk=%C2%B2", "fail_chunk"), ("delay=" + "9" * 400, "delay")):
+            conn = RawHTTP(self.app).send("POST", f"{PATH}?{query}", CHAT_BODY)
+            self.refused(conn, param)
+
+    def test_retry_after_checked_alone_and_capped(self) -> None:
+        """``retry_after`` is checked even without ``fail``, and capped like ``delay``."""
+        self.refused(RawHTTP(self.app).send("POST", PATH + "?retry_after=abc", CHAT_BODY), "retry_after")
+        self.refused(RawHTTP(self.app).send("POST", PATH + "?fail=429&retry_after=" + "9" * 400, CHAT_BODY), "retry_after")
+
+    def test_deep_json(self) -> None:
+        """A body nested too deep for the parser is malformed JSON, not a crash."""
+        conn = RawHTTP(self.app).send("POST", PATH, b"[" * 100_000 + b"]" * 100_000)
+        self.refused(conn, None)
+
+    def test_nan(self) -> None:
+        """``NaN`` is not JSON."""
+        self.refused(RawHTTP(self.app).send("POST", PATH, b'{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"temperature":NaN}'), None)
+
+    def test_non_utf8_headers(self) -> None:
+        """A control header that is not UTF-8 is refused; a key that is not UTF-8 is just a key."""
+        body = json.dumps(CHAT_BODY).encode()
+        conn = self.raw(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Mock-Fail: \xff", body)
+        self.refused(conn, "fail")
+        conn = self.raw(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Mock-Key: \xff", body)
+        self.assertEqual(conn.status, 200)
+        runner = ScenarioRunner(define(discover().scenarios), self.clock, seed=0)
+        self.app, self.clock = make_app(scenarios=runner)
+        conn = self.raw(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nX-Mock-Scenario: \xfe", body)
+        self.refused(conn, "X-Mock-Scenario")
+
+    def test_non_utf8_path(self) -> None:
+        """A path that is not UTF-8 gets a JSON 400 with the common headers, not Klein's HTML."""
+        conn = RawHTTP(self.app).send("GET", "/v1/models/%ff")
+        self.refused(conn, None)
+        self.assertIn("x-request-id", conn.headers)
+
+
+class QueryOnlyControlsTests(unittest.TestCase):
+    """Controls come from the query string and headers, never from a form-encoded body."""
+
+    def setUp(self) -> None:
+        self.app, self.clock = make_app()
+
+    def test_body_text_is_not_a_control(self) -> None:
+        """curl -d sends form-urlencoded by default; a prompt with ``&delay=5`` is still just a prompt."""
+        body = dict(CHAT_BODY, messages=[{"role": "user", "content": "see https://x.org/?q=1&delay=5&fail=none&y="}])
+        conn = RawHTTP(self.app).send(
+            "POST", PATH + "?fail=429", body, {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        self.assertEqual(conn.status, 429)
+
+
+class StreamQueryTests(unittest.TestCase):
+    """``?stream=true`` is the same as ``"stream": true``."""
+
+    def test_stream_options_with_query_stream(self) -> None:
+        """The body's ``stream_options`` is valid when the query turns streaming on."""
+        app, clock = make_app()
+        body = dict(CHAT_BODY, stream_options={"include_usage": True})
+        conn = RawHTTP(app).send("POST", PATH + "?stream=true", body)
+        clock.pump([0.05] * 200)
+        chunks = [json.loads(e) for e in conn.events()[:-1]]
+        self.assertEqual(chunks[-1]["choices"], [])
+        self.assertGreater(chunks[-1]["usage"]["completion_tokens"], 0)

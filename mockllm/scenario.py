@@ -54,7 +54,19 @@ from mockllm.caller import Caller
 from mockllm.config import ResponsesConfig
 from mockllm.errors import APIError
 from mockllm.plan import PlanPart, StatusFault
-from mockllm.toml_config import Check, apply, boolean, decimal, optional, statuses, text, texts, whole
+from mockllm.toml_config import (
+    MAX_MS,
+    Check,
+    apply,
+    boolean,
+    decimal,
+    milliseconds,
+    optional,
+    statuses,
+    text,
+    texts,
+    whole,
+)
 from mockllm.validation import CompletionRequest
 
 
@@ -123,7 +135,7 @@ COMMON: Mapping[str, Parameter] = MappingProxyType(
         "default_delay_ms": Parameter(
             None,
             "Delay before answering, in ms (null: [responses] default_delay_ms)",
-            optional(whole(0), "use [responses] default_delay_ms"),
+            optional(milliseconds(), "use [responses] default_delay_ms"),
         ),
         "error_rate_percent": Parameter(
             None,
@@ -438,6 +450,7 @@ class ScenarioRunner:
 
 __all__ = [
     "COMMON",
+    "MAX_MS",
     "Definition",
     "Discovery",
     "IScenario",
@@ -450,6 +463,7 @@ __all__ = [
     "define",
     "discover",
     "listing",
+    "milliseconds",
     "optional",
     "statuses",
     "text",

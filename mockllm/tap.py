@@ -23,7 +23,7 @@ from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
 from mockllm.connlimit import ConnectionLimit
 from mockllm.listen import ListenerService, MockSite
 from mockllm.scenario import ScenarioRunner, define, discover, listing
-from mockllm.toml_config import ConfigError, load_config
+from mockllm.toml_config import MAX_MS, ConfigError, load_config
 
 _log = Logger()
 EXAMPLE_BODY = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'
@@ -46,13 +46,15 @@ def _seed(value: str) -> int:
         raise usage.UsageError(f"--seed must be a whole number, not {value!r}") from None
 
 
-def _positive_int(name: str, value: str, minimum: int = 1) -> int:
+def _positive_int(name: str, value: str, minimum: int = 1, maximum: int | None = None) -> int:
     try:
         number = int(value)
     except ValueError:
         raise usage.UsageError(f"--{name} must be a whole number, not {value!r}") from None
     if number < minimum:
         raise usage.UsageError(f"--{name} must be at least {minimum}, not {number}")
+    if maximum is not None and number > maximum:
+        raise usage.UsageError(f"--{name} must be at most {maximum}, not {number}")
     return number
 
 
@@ -83,9 +85,9 @@ class Options(usage.Options):
         ["host", None, "127.0.0.1", "Interface to listen on (an IPv4 or IPv6 address)."],
         ["http-port", None, 8001, "Plain HTTP port (0 picks a free one).", _port],
         ["backlog", None, 1024, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
-        ["stream-interval-ms", None, None, "Pause between streamed chunks in ms (default 20)."],
-        ["timeout-ms", None, None, "How long fail=timeout holds the connection, in ms (default 30000)."],
-        ["max-delay-ms", None, None, "The largest delay a request may ask for, in ms (default 600000)."],
+        ["stream-interval-ms", None, None, f"Pause between streamed chunks in ms (default 20, at most {MAX_MS})."],
+        ["timeout-ms", None, None, f"How long fail=timeout holds the connection, in ms (default 30000, at most {MAX_MS})."],
+        ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default 600000, at most {MAX_MS})."],
         ["models", None, None, "Comma-separated model ids to serve (default gpt-4o-mini,gpt-4o,gpt-3.5-turbo,gpt-4)."],
         ["https-port", None, 8443, "HTTPS (mTLS) port (0 picks a free one).", _port],
         ["tls-cert", None, None, "Server certificate, PEM (default: server.pem in --certs-dir)."],
@@ -180,7 +182,7 @@ class Options(usage.Options):
         self.load_scenarios()
         for name in ("stream-interval-ms", "timeout-ms", "max-delay-ms"):
             if self[name] is not None:
-                self[name] = _positive_int(name, self[name], minimum=0)
+                self[name] = _positive_int(name, self[name], minimum=0, maximum=MAX_MS)
         if self["no-http"] and not self.listeners_left():
             raise usage.UsageError("nothing to serve: every listener is disabled")
         if (self["tls-cert"] is None) != (self["tls-key"] is None):

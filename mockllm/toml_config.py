@@ -39,6 +39,8 @@ def _bounds_text(what: str, minimum: float | None, maximum: float | None) -> str
         return f"{what} from {minimum} to {maximum}"
     if minimum is not None:
         return f"{what} >= {minimum}"
+    if maximum is not None:
+        return f"{what} <= {maximum}"
     return what
 
 
@@ -60,6 +62,17 @@ def whole(minimum: int | None = 0, maximum: int | None = None) -> Check:
         return value
 
     return check
+
+
+#: The longest duration any millisecond setting may ask for: one hour.  Delays, stream
+#: pauses and timeouts beyond it are refused when checked, so the arithmetic on them
+#: (seconds as floats, timers on the reactor) stays in range.
+MAX_MS = 3_600_000
+
+
+def milliseconds() -> Check:
+    """A duration in whole milliseconds, from 0 to :data:`MAX_MS` (one hour)."""
+    return whole(0, MAX_MS)
 
 
 def decimal(minimum: float | None = 0, maximum: float | None = None) -> Check:
@@ -154,11 +167,11 @@ SECTIONS: dict[str, tuple[object, dict[str, Check]]] = {
     "responses": (
         ResponsesConfig(),
         {
-            "default_delay_ms": whole(0),
+            "default_delay_ms": milliseconds(),
             "error_rate_percent": decimal(0, 100),
-            "stream_interval_ms": whole(0),
-            "timeout_ms": whole(0),
-            "max_delay_ms": whole(0),
+            "stream_interval_ms": milliseconds(),
+            "timeout_ms": milliseconds(),
+            "max_delay_ms": milliseconds(),
         },
     ),
     "models": (ModelsConfig(), {"available": texts()}),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from zope.interface import implementer
 
 from mockllm.plan import ChunkFault, Fault, PlanPart, StatusFault, StreamTiming, TimeoutFault
-from mockllm.scenario import COMMON, IScenario, Parameter, ScenarioState, decimal, statuses, whole
+from mockllm.scenario import COMMON, IScenario, Parameter, ScenarioState, decimal, milliseconds, statuses
 from mockllm.validation import CompletionRequest
 
 
@@ -24,8 +24,8 @@ class Chaos:
     description = "A seeded mix of everything: random delays and stream timing, errors, timeouts, cut streams."
     parameters = {
         "fault_percent": Parameter(30.0, "Percent of requests that get a fault", decimal(0, 100)),
-        "max_delay_ms": Parameter(2000, "Delays are drawn from 0 to this many ms", whole(0)),
-        "timeout_ms": Parameter(10000, "How long a timeout fault stays silent before its 504, in ms", whole(0)),
+        "max_delay_ms": Parameter(2000, "Delays are drawn from 0 to this many ms", milliseconds()),
+        "timeout_ms": Parameter(10000, "How long a timeout fault stays silent before its 504, in ms", milliseconds()),
         "error_statuses": Parameter((429, 500, 502, 503), COMMON["error_statuses"].description, statuses()),
     }
 

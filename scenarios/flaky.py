@@ -7,6 +7,9 @@ from zope.interface import implementer
 from mockllm.plan import PlanPart, StatusFault
 from mockllm.scenario import IScenario, Parameter, ScenarioState, whole
 
+#: The most requests ``fail_first`` may fail per key.
+MAX_FAIL_FIRST = 1_000_000_000
+
 
 @implementer(IScenario)
 class Flaky:
@@ -15,7 +18,7 @@ class Flaky:
     name = "flaky"
     description = "The first N requests of each key (X-Mock-Key, cert subject or address) fail, then succeed."
     parameters = {
-        "fail_first": Parameter(3, "How many requests of each key fail", whole(0)),
+        "fail_first": Parameter(3, "How many requests of each key fail", whole(0, MAX_FAIL_FIRST)),
         "fail_status": Parameter(503, "The status those requests get", whole(400, 599)),
     }
 

@@ -20,6 +20,10 @@ from mockllm.scenario import IScenario, Parameter, ScenarioState, whole
 from mockllm.validation import CompletionRequest
 
 
+#: The largest allowance per minute (either bucket): far above any real tier, small enough
+#: for the refill arithmetic in floats.
+MAX_PER_MINUTE = 10**12
+
 #: Refill arithmetic is in floats; a bucket this close to enough is enough.
 EPSILON = 1e-6
 
@@ -49,8 +53,8 @@ class RateLimited:
     name = "ratelimited"
     description = "Per-key token buckets in requests and tokens per minute; 429s tell the real wait."
     parameters = {
-        "requests_per_minute": Parameter(60, "Requests each key may make per minute", whole(1)),
-        "tokens_per_minute": Parameter(20000, "Tokens (prompt + max_tokens) each key may use per minute", whole(1)),
+        "requests_per_minute": Parameter(60, "Requests each key may make per minute", whole(1, MAX_PER_MINUTE)),
+        "tokens_per_minute": Parameter(20000, "Tokens (prompt + max_tokens) each key may use per minute", whole(1, MAX_PER_MINUTE)),
     }
 
     def plan(self, request: CompletionRequest, caller: object, state: ScenarioState) -> PlanPart:

@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from mockllm import content
 from mockllm.plan import PlanPart, StreamTiming
-from mockllm.scenario import IScenario, Parameter, ScenarioState, decimal, whole
+from mockllm.scenario import IScenario, Parameter, ScenarioState, decimal, milliseconds
 from mockllm.validation import CompletionRequest
 
 
@@ -25,8 +25,8 @@ class Realistic:
     name = "realistic"
     description = "gpt-4o-mini-like latency: ~400 ms to the first token, ~14 ms per token, with jitter."
     parameters = {
-        "first_token_ms": Parameter(400, "Typical time to first token, in ms", whole(0)),
-        "inter_token_ms": Parameter(14, "Typical pause between tokens, in ms", whole(0)),
+        "first_token_ms": Parameter(400, "Typical time to first token, in ms", milliseconds()),
+        "inter_token_ms": Parameter(14, "Typical pause between tokens, in ms", milliseconds()),
         "jitter": Parameter(0.3, "Each wait varies by up to this fraction either way", decimal(0, 1)),
     }
 

@@ -270,6 +270,21 @@ class RealScenarioTests(unittest.TestCase):
         self.assertEqual(self.statuses(1), [503])
         self.assertEqual([(r["scenario"], r["status"]) for r in self.o.journal.query()], [("flaky", 503)])
 
+    def test_huge_delay_refused(self) -> None:
+        """A delay of 400 digits or 10**15 ms is a 400 naming the parameter; completions still work."""
+        for value in [int("9" * 400), 10**15, 3_600_001]:
+            conn = self.call("PUT", "/__admin/scenario", {"params": {"default_delay_ms": value}})
+            self.assertEqual(conn.status, 400)
+            self.assertIn("default_delay_ms", validate("ErrorResponse", conn.json())["error"]["message"])
+        for name, param in [("realistic", "first_token_ms"), ("chaos", "max_delay_ms"), ("chaos", "timeout_ms")]:
+            conn = self.call("PUT", "/__admin/scenario", {"name": name, "params": {param: 10**15}})
+            self.assertEqual(conn.status, 400)
+            self.assertIn(param, conn.json()["error"]["message"])
+        conn = self.call("PUT", "/__admin/scenario", {"params": {"default_delay_ms": 3_600_000}})
+        self.assertEqual((conn.status, conn.json()["parameters"]["default_delay_ms"]), (200, 3_600_000))
+        self.call("PUT", "/__admin/scenario", {"params": {"default_delay_ms": None}})
+        self.assertEqual(self.statuses(1), [200])
+
     def test_unknown_scenario(self) -> None:
         """An unknown name is a 400 listing the known scenarios; the current one stays."""
         conn = self.call("PUT", "/__admin/scenario", {"name": "nope"})

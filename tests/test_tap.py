@@ -52,6 +52,8 @@ class OptionsTests(unittest.TestCase):
             ["--http-port", "70000"],
             ["--backlog", "0"],
             ["--stream-interval-ms", "-1"],
+            ["--timeout-ms", "3600001"],
+            ["--max-delay-ms", "9" * 400],
             ["--models", ","],
             ["--no-http", "--no-https"],
         ):

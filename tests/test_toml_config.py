@@ -144,13 +144,25 @@ class ErrorTests(ConfigCase):
             "[server]\nport = 70000\n": "[server] port: expected a whole number from 0 to 65535, got 70000",
             "[server]\nhttp_port = -1\n": "[server] http_port",
             "[server]\nmax_connections = 0\n": "[server] max_connections: expected a whole number >= 1, got 0",
-            "[responses]\ndefault_delay_ms = -5\n": "[responses] default_delay_ms: expected a whole number >= 0",
+            "[responses]\ndefault_delay_ms = -5\n": "[responses] default_delay_ms: expected a whole number from 0 to 3600000",
             "[responses]\nerror_rate_percent = 101\n": "[responses] error_rate_percent: expected a number from 0 to 100",
             "[models]\navailable = []\n": "[models] available: expected a non-empty array",
             '[server]\nhost = ""\n': "[server] host: expected a non-empty string",
         }
         for text, expected in cases.items():
             self.assertIn(expected, self.problem(text))
+
+    def test_durations_have_a_maximum(self) -> None:
+        """Every millisecond key, in ``[responses]`` and in scenario tables, stops at one hour."""
+        for key in ["default_delay_ms", "stream_interval_ms", "timeout_ms", "max_delay_ms"]:
+            message = self.problem(f"[responses]\n{key} = {'9' * 400}\n")
+            self.assertIn(f"[responses] {key}: expected a whole number from 0 to 3600000", message)
+            self.assertIn(f"[responses] {key}", self.problem(f"[responses]\n{key} = 3600001\n"))
+        self.assertEqual(load_config(self.write("[responses]\ntimeout_ms = 3600000\n")).responses.timeout_ms, 3_600_000)
+        for table, key in [("slow", "default_delay_ms"), ("realistic", "inter_token_ms"), ("chaos", "timeout_ms"),
+                           ("ratelimited", "tokens_per_minute"), ("flaky", "fail_first")]:
+            message = self.usage_problem(f"[scenarios.{table}]\n{key} = {10**15 * 10**15}\n")
+            self.assertIn(f"[scenarios.{table}] {key}: expected a whole number from", message)
 
     def test_scenarios_shape(self) -> None:
         """``[scenarios]`` must hold tables."""
@@ -163,7 +175,7 @@ class ErrorTests(ConfigCase):
             "[scenarios.x]\nbogus = 1\n": "[scenarios.x] bogus: unknown parameter of 'default'",
             "[scenarios.x]\nname = 5\n": "[scenarios.x] name: expected a non-empty string, got 5",
             "[scenarios.fast]\nerror_rate_percent = 150\n": "[scenarios.fast] error_rate_percent: expected a number from 0 to 100",
-            "[scenarios.x]\nbase = 'flaky'\nfail_first = 'two'\n": "[scenarios.x] fail_first: expected a whole number >= 0, got 'two'",
+            "[scenarios.x]\nbase = 'flaky'\nfail_first = 'two'\n": "[scenarios.x] fail_first: expected a whole number from 0 to 1000000000, got 'two'",
             "[scenarios.x]\nerror_statuses = [200]\n": "[scenarios.x] error_statuses: expected a non-empty array of HTTP error statuses",
         }
         for text, expected in cases.items():

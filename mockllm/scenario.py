@@ -41,6 +41,7 @@ import json
 import os
 import random
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any, Iterable, Mapping
@@ -150,6 +151,9 @@ COMMON: Mapping[str, Parameter] = MappingProxyType(
 
 #: Keys of a ``[scenarios.NAME]`` table that are not parameters.
 TABLE_KEYS = ("name", "description", "base")
+
+#: How many client keys' state (storage and random sequences) a :class:`ScenarioRunner` keeps.
+DEFAULT_MAX_KEYS = 10_000
 
 
 @dataclass
@@ -380,7 +384,9 @@ class ScenarioRunner:
 
     Plans each request with the current scenario, or the one named by
     ``X-Mock-Scenario``.  Randomness is a ``random.Random`` per scenario and
-    key, seeded from ``seed``; storage is a dict per scenario and key.
+    key, seeded from ``seed``; storage is a dict per scenario and key.  Only
+    the ``max_keys`` most recently seen keys keep theirs: a key seen again
+    after falling out starts afresh, as after :meth:`reset`.
     """
 
     def __init__(
@@ -390,15 +396,20 @@ class ScenarioRunner:
         current: str = "default",
         seed: int | None = None,
         responses: ResponsesConfig | None = None,
+        max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys: expected a whole number >= 1, got {max_keys!r}")
         self.definitions = dict(definitions)
+        #: How many keys' state is kept (the least recently seen go first).
+        self.max_keys = max_keys
         self.clock = clock
         self.seed = seed if seed is not None else secrets.randbits(64)
         self.responses = responses or ResponsesConfig()
         self._current = self._lookup(current)
         self._current_params = self._current.params
-        self._storage: dict[tuple[str, str], dict[str, Any]] = {}
-        self._rngs: dict[tuple[str, str], random.Random] = {}
+        #: key -> scenario name -> (its random sequence, its storage); least recently seen key first.
+        self._keys: OrderedDict[str, dict[str, tuple[random.Random, dict[str, Any]]]] = OrderedDict()
 
     def _lookup(self, name: str) -> Definition:
         try:
@@ -420,8 +431,7 @@ class ScenarioRunner:
 
     def reset(self) -> None:
         """Forget every key's storage (counters, token buckets) and restart every random sequence."""
-        self._storage.clear()
-        self._rngs.clear()
+        self._keys.clear()
 
     def describe(self) -> dict[str, Any]:
         """The current scenario: name, title, description, base, effective parameters; plus what is available."""
@@ -431,12 +441,28 @@ class ScenarioRunner:
 
     def state_for(self, definition: Definition, key: str) -> ScenarioState:
         """The state ``definition`` sees for requests with ``key``."""
-        slot = (definition.name, key)
-        if slot not in self._rngs:
-            self._rngs[slot] = random.Random(f"{self.seed}/{definition.name}/{key}")
+        slots = self._slots_of(key)
+        if definition.name not in slots:
+            slots[definition.name] = (random.Random(f"{self.seed}/{definition.name}/{key}"), {})
+        rng, storage = slots[definition.name]
         params = self._current_params if definition is self._current else definition.params
-        storage = self._storage.setdefault(slot, {})
-        return ScenarioState(self._rngs[slot], self.clock, params, storage, self.responses, key)
+        return ScenarioState(rng, self.clock, params, storage, self.responses, key)
+
+    def _slots_of(self, key: str) -> dict[str, tuple[random.Random, dict[str, Any]]]:
+        """``key``'s state by scenario name, now the most recently seen; the least recent key may fall out."""
+        slots = self._keys.get(key)
+        if slots is not None:
+            self._keys.move_to_end(key)
+            return slots
+        slots = self._keys[key] = {}
+        if len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+        return slots
+
+    @property
+    def keys_kept(self) -> int:
+        """How many keys' state is kept now (at most :attr:`max_keys`)."""
+        return len(self._keys)
 
     def plan(self, request: CompletionRequest, caller: Caller) -> tuple[str, PlanPart]:
         """The scenario's name and its layer of the plan for this request."""

@@ -269,6 +269,36 @@ class RunnerTests(unittest.TestCase):
         run.reset()
         self.assertEqual(plans(run, 20), before)
 
+    def test_key_state_bounded(self) -> None:
+        """Only the ``max_keys`` most recently seen keys keep state; an evicted key starts afresh."""
+        definitions = define(discover().scenarios)
+        run = ScenarioRunner(definitions, Clock(), "flaky", seed=1, max_keys=3)
+        self.assertEqual(ScenarioRunner(definitions, Clock()).max_keys, 10_000)
+        fresh = [p.fault for p in plans(run, 4, key="a")]
+        self.assertEqual([f is not None for f in fresh], [True, True, True, False])
+        for key in ["b", "c"]:
+            plans(run, 1, key=key)
+        plans(run, 1, key="a")  # "a" is now the most recently seen; "b" is the oldest
+        plans(run, 1, key="d")
+        self.assertEqual(run.keys_kept, 3)
+        self.assertEqual(plans(run, 1, key="a")[0].fault, None)  # kept: still past its failures
+        self.assertEqual([p.fault for p in plans(run, 2, key="b")], fresh[1:3])  # evicted: starts again
+        for i in range(100):
+            plans(run, 1, key=f"k{i}")
+        self.assertEqual(run.keys_kept, 3)
+        run.reset()
+        self.assertEqual(run.keys_kept, 0)
+        with self.assertRaises(ValueError):
+            ScenarioRunner(definitions, Clock(), max_keys=0)
+
+    def test_evicted_key_replays_its_random_sequence(self) -> None:
+        """A key that fell out draws the same sequence again, as after ``reset``."""
+        run, _ = runner("chaos")
+        run = ScenarioRunner(run.definitions, Clock(), "chaos", seed=1, max_keys=1)
+        first = plans(run, 5, key="a")
+        plans(run, 1, key="b")
+        self.assertEqual(plans(run, 5, key="a"), first)
+
     def test_header_picks_scenario(self) -> None:
         """A caller naming a scenario gets it; an unknown name is a 400 naming the header."""
         run, _ = runner()

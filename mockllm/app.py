@@ -328,27 +328,37 @@ class MockLLM:
             return self._error(request, ex, status_error(fault.status, fault.message, fault.headers))
         if isinstance(fault, TimeoutFault):
             return deferLater(self.clock, fault.hold, self._error, request, ex, status_error(504))
+        rng = random.Random(plan.seed) if plan.seed is not None else self.rng
         prompt = creq.texts[-1] if creq.texts else ""
-        reply = plan.content if plan.content is not None else content.draw_reply(self.rng, prompt)
+        reply = plan.content if plan.content is not None else content.draw_reply(rng, prompt)
         cid = wire.completion_id(creq.kind, self._ids)
         created = int(self.clock.seconds())
-        ex.completion_tokens = content.count_tokens(reply)
         if creq.stream:
-            return self._stream(request, ex, creq, plan, reply, cid, created)
-        body = wire.dumps(wire.completion(creq, cid, created, reply))
+            return self._stream(request, ex, creq, plan, content.tokenize(reply), cid, created, rng)
+        ex.completion_tokens = tokens = content.count_tokens(reply)
+        body = wire.dumps(wire.completion(creq, cid, created, reply, tokens))
         return self._json(request, ex, 200, body)
 
     def _stream(
-        self, request: IRequest, ex: Exchange, creq: CompletionRequest, plan: Plan, reply: str, cid: str, created: int
+        self,
+        request: IRequest,
+        ex: Exchange,
+        creq: CompletionRequest,
+        plan: Plan,
+        pieces: list[str],
+        cid: str,
+        created: int,
+        rng: random.Random,
     ) -> Deferred:
-        """Answer with an event stream; fires when the stream has ended."""
+        """Answer with an event stream of ``pieces``; fires when the stream has ended."""
         maker = wire.ChunkMaker(creq, cid, created)
         fault = plan.fault
         cut_at = fault.chunk if isinstance(fault, ChunkFault) else None
-        events = stream_events(maker, reply, cut_at)
+        ex.completion_tokens = len(pieces)
+        events = stream_events(maker, pieces, cut_at)
         self._headers_out(request, ex, 200, EVENT_STREAM)
         request.setHeader(b"cache-control", b"no-cache")
-        items = paced(events, plan.timing, self.rng)
+        items = paced(events, plan.timing, rng)
         stream = EventStream(request, self.clock, items, watch=maker.first_content, progress=ex)
         return stream.start().addCallback(_note_cut, ex, maker)
 
@@ -403,27 +413,27 @@ def _phrase(status: int) -> bytes:
         return b"Error"
 
 
-def stream_events(maker: wire.ChunkMaker, reply: str, cut_at: int | None = None) -> Iterator[bytes]:
-    """The events of a stream, rendered one at a time as they are pulled.
+def stream_events(maker: wire.ChunkMaker, pieces: list[str], cut_at: int | None = None) -> Iterator[bytes]:
+    """The events of a stream of the reply's token-sized ``pieces``, rendered one at a time as pulled.
 
     With ``cut_at`` (the ``fail_chunk`` fault, 1-based), event ``cut_at`` is malformed and
     the stream ends there, without ``[DONE]``.
     """
-    for number, event in enumerate(_whole_stream(maker, reply), start=1):
+    for number, event in enumerate(_whole_stream(maker, pieces), start=1):
         if number == cut_at:
             yield maker.broken()
             return
         yield event
 
 
-def _whole_stream(maker: wire.ChunkMaker, reply: str) -> Iterator[bytes]:
+def _whole_stream(maker: wire.ChunkMaker, pieces: list[str]) -> Iterator[bytes]:
     role = maker.role()
     if role is not None:
         yield role
-    for piece in content.tokenize(reply):
+    for piece in pieces:
         yield maker.piece(piece)
     yield maker.finish()
-    usage = maker.usage(reply)
+    usage = maker.usage(len(pieces))
     if usage is not None:
         yield usage
     yield wire.DONE_EVENT

@@ -44,9 +44,18 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+#: Text beyond this many characters is counted at :data:`CHARS_PER_TOKEN`, not piece by piece,
+#: so a huge prompt cannot hold the reactor for seconds.
+EXACT_CHARS = 65_536
+CHARS_PER_TOKEN = 4
+
+
 def count_tokens(text: str) -> int:
-    """How many token-sized pieces :func:`tokenize` makes of ``text``."""
-    return len(_TOKEN.findall(text))
+    """How many token-sized pieces :func:`tokenize` makes of ``text`` (estimated past :data:`EXACT_CHARS`)."""
+    if len(text) <= EXACT_CHARS:
+        return len(_TOKEN.findall(text))
+    exact = len(_TOKEN.findall(text, 0, EXACT_CHARS))
+    return exact + -(-(len(text) - EXACT_CHARS) // CHARS_PER_TOKEN)
 
 
 def topic_of(prompt: str) -> str:

@@ -74,6 +74,9 @@ class PlanPart:
     fault: Fault | None = None
     content: str | None = None
     timing: StreamTiming | None = None
+    #: Seeds the request's own draws (reply text, stream jitter); the scenario layer sets it from
+    #: its per-key generator, so ``--seed`` reproduces them per client key.
+    seed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class Plan:
     #: ``None``: draw a reply from the templates.
     content: str | None = None
     timing: StreamTiming = StreamTiming()
+    #: ``None``: draw from the app's own generator.
+    seed: int | None = None
 
     @property
     def fault_name(self) -> str | None:

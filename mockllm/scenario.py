@@ -366,7 +366,10 @@ def unknown_scenario_error(name: str, known: Iterable[str]) -> APIError:
 
 
 def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
-    """``part`` with the common parameters (then the configuration) deciding its empty delay and fault."""
+    """
+    ``part`` with the common parameters (then the configuration) deciding its empty delay and
+    fault, and a seed from this key's generator for the request's own draws (reply, jitter).
+    """
     params, responses = state.params, state.responses
     if part.delay is None and params["default_delay_ms"] is not None:
         part = replace(part, delay=params["default_delay_ms"] / 1000)
@@ -375,6 +378,8 @@ def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
         rate = responses.error_rate_percent if rate is None else rate
         if rate > 0 and state.rng.random() * 100 < rate:
             part = replace(part, fault=StatusFault(state.rng.choice(params["error_statuses"])))
+    if part.seed is None:
+        part = replace(part, seed=state.rng.getrandbits(64))
     return part
 
 

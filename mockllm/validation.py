@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs
 
+from mockllm.content import count_tokens, prompt_tokens
 from mockllm.errors import APIError, invalid_request, rate_limit_headers
 from mockllm.plan import NO_FAULT, ChunkFault, Fault, PlanPart, StatusFault, TimeoutFault
 
@@ -51,6 +52,8 @@ class CompletionRequest:
     #: The text of each message (chat) or prompt (text), for token counting and topics.
     texts: tuple[str, ...]
     body: Mapping[str, Any]
+    #: ``usage.prompt_tokens``, counted once.
+    prompt_tokens: int = 0
 
 
 def _type_name(value: object) -> str:
@@ -215,7 +218,7 @@ def parse_chat(body: Mapping[str, Any], stream_override: bool | None = None) -> 
     model = _check_model(body)
     texts = _message_texts(body.get("messages"))
     stream, include_usage = _check_common(body, stream_override)
-    return CompletionRequest("chat", model, stream, include_usage, texts, body)
+    return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt_tokens(list(texts)))
 
 
 def parse_text(body: Mapping[str, Any], stream_override: bool | None = None) -> CompletionRequest:
@@ -234,7 +237,8 @@ def parse_text(body: Mapping[str, Any], stream_override: bool | None = None) -> 
     else:
         raise _wrong_type("prompt", "a string or an array of strings or tokens", prompt)
     stream, include_usage = _check_common(body, stream_override)
-    return CompletionRequest("text", model, stream, include_usage, texts, body)
+    prompt = sum(count_tokens(text) for text in texts)
+    return CompletionRequest("text", model, stream, include_usage, texts, body, prompt)
 
 
 # --- the seed's failure controls -------------------------------------------

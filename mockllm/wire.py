@@ -13,7 +13,6 @@ import random
 import string
 from typing import Any
 
-from mockllm.content import count_tokens, prompt_tokens
 from mockllm.validation import CompletionRequest
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -48,13 +47,9 @@ def completion_id(kind: str, ids: random.Random) -> str:
     return prefix + "".join(ids.choices(_ALPHABET, k=29))
 
 
-def usage(request: CompletionRequest, reply: str) -> dict[str, Any]:
-    """``usage`` whose counts agree with the prompt and ``reply``."""
-    if request.kind == "chat":
-        prompt = prompt_tokens(list(request.texts))
-    else:
-        prompt = sum(count_tokens(t) for t in request.texts)
-    completion = count_tokens(reply)
+def usage(request: CompletionRequest, completion: int) -> dict[str, Any]:
+    """``usage`` for ``request``'s prompt and a reply of ``completion`` tokens."""
+    prompt = request.prompt_tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -69,8 +64,8 @@ def usage(request: CompletionRequest, reply: str) -> dict[str, Any]:
     }
 
 
-def completion(request: CompletionRequest, cid: str, created: int, reply: str) -> dict[str, Any]:
-    """A whole (non-streamed) completion: ``chat.completion`` or ``text_completion``."""
+def completion(request: CompletionRequest, cid: str, created: int, reply: str, tokens: int) -> dict[str, Any]:
+    """A whole (non-streamed) completion of ``reply`` (``tokens`` long): ``chat.completion`` or ``text_completion``."""
     if request.kind == "chat":
         choice: dict[str, Any] = {
             "index": 0,
@@ -88,7 +83,7 @@ def completion(request: CompletionRequest, cid: str, created: int, reply: str) -
         "created": created,
         "model": request.model,
         "choices": [choice],
-        "usage": usage(request, reply),
+        "usage": usage(request, tokens),
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
@@ -139,11 +134,11 @@ class ChunkMaker:
         """The event with ``finish_reason: "stop"`` and an empty delta."""
         return self._event([self._choice({}, "stop")])
 
-    def usage(self, reply: str) -> bytes | None:
+    def usage(self, tokens: int) -> bytes | None:
         """The last event, ``choices: []`` with the usage, when the request asked for it."""
         if not self.request.include_usage:
             return None
-        return self._event([], usage(self.request, reply))
+        return self._event([], usage(self.request, tokens))
 
     def broken(self) -> bytes:
         """A malformed event, for ``fail_chunk``: JSON cut off mid-object."""

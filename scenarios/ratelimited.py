@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from mockllm.content import prompt_tokens
 from mockllm.errors import rate_limit_headers
 from mockllm.plan import PlanPart, StatusFault
 from mockllm.scenario import IScenario, Parameter, ScenarioState, whole
@@ -32,7 +31,7 @@ def request_tokens(request: CompletionRequest) -> int:
     """The tokens a request is charged: its prompt plus the completion it may ask for."""
     body = request.body
     limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-    return prompt_tokens(list(request.texts)) + (limit if isinstance(limit, int) else 0)
+    return request.prompt_tokens + (limit if isinstance(limit, int) else 0)
 
 
 def refilled(storage: dict, bucket: str, per_minute: int, now: float) -> float:

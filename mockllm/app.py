@@ -282,8 +282,19 @@ class MockLLM:
 
     def _complete(self, request: IRequest, parse: Callable[..., CompletionRequest]) -> bytes | Deferred:
         ex = self._begin(request)
-        raw = request.content.read()
+        limit = self.config.server.max_body_bytes
+        raw = request.content.read(limit + 1)
         ex.body = raw
+        if len(raw) > limit:
+            error = APIError(
+                413,
+                f"The request body is larger than this server's limit of {limit} bytes (--max-body-bytes).",
+                "invalid_request_error",
+                None,
+                "request_too_large",
+            )
+            ex.error = error.message
+            return self._error(request, ex, error)
         try:
             creq, caller, controls = self._validate(request, raw, parse, ex)
             ex.key = caller.key

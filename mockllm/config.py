@@ -24,6 +24,8 @@ class ServerConfig:
     max_connections: int = 1000
     #: The listen(2) queue; Twisted's default of 50 drops SYNs under bursts.
     backlog: int = 1024
+    #: The largest completion request body accepted; larger ones get a 413.
+    max_body_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ class Options(usage.Options):
         ["host", None, "127.0.0.1", "Interface to listen on (an IPv4 or IPv6 address)."],
         ["http-port", None, 8001, "Plain HTTP port (0 picks a free one).", _port],
         ["backlog", None, 1024, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
+        ["max-body-bytes", None, 16 * 1024 * 1024, "Largest completion request body accepted; larger get a 413.",
+         lambda v: _positive_int("max-body-bytes", v)],
         ["stream-interval-ms", None, None, f"Pause between streamed chunks in ms (default 20, at most {MAX_MS})."],
         ["timeout-ms", None, None, f"How long fail=timeout holds the connection, in ms (default 30000, at most {MAX_MS})."],
         ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default 600000, at most {MAX_MS})."],
@@ -240,6 +242,7 @@ SERVER_OPTIONS = {
     "https-port": "port",
     "backlog": "backlog",
     "max-connections": "max_connections",
+    "max-body-bytes": "max_body_bytes",
 }
 #: Command-line option -> ``[responses]`` field it overrides.
 RESPONSES_OPTIONS = {

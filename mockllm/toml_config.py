@@ -161,7 +161,8 @@ _PORT = whole(0, 65535)
 SECTIONS: dict[str, tuple[object, dict[str, Check]]] = {
     "server": (
         ServerConfig(),
-        {"host": text(), "port": _PORT, "http_port": _PORT, "max_connections": whole(1), "backlog": whole(1)},
+        {"host": text(), "port": _PORT, "http_port": _PORT, "max_connections": whole(1), "backlog": whole(1),
+         "max_body_bytes": whole(1)},
     ),
     "tls": (TLSConfig(), {}),
     "responses": (

@@ -228,3 +228,18 @@ class StreamQueryTests(unittest.TestCase):
         chunks = [json.loads(e) for e in conn.events()[:-1]]
         self.assertEqual(chunks[-1]["choices"], [])
         self.assertGreater(chunks[-1]["usage"]["completion_tokens"], 0)
+
+
+class BodyLimitTests(unittest.TestCase):
+    """``max_body_bytes``: an oversized body is refused before it is parsed."""
+
+    def test_413(self) -> None:
+        """A body over the limit gets 413 request_too_large; one at the limit is parsed as usual."""
+        from mockllm.config import Config, ServerConfig
+
+        app, _ = make_app(Config(server=ServerConfig(max_body_bytes=100)))
+        conn = RawHTTP(app).send("POST", PATH, b"{" + b" " * 100 + b"}")
+        self.assertEqual(conn.status, 413)
+        self.assertEqual(validate("ErrorResponse", conn.json())["error"]["code"], "request_too_large")
+        conn = RawHTTP(app).send("POST", PATH, b"[" + b" " * 98 + b"]")
+        self.assertEqual(conn.status, 400)

@@ -41,6 +41,7 @@ from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.threads import deferToThread
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from mockllm import pki
@@ -471,6 +472,8 @@ def reload_response(server_tls: Optional[ReloadableServerTLS]) -> Deferred:
     where body is a JSON-ready dict: 200 C{{"reloaded": true, "warnings":
     [...]}}, 500 C{{"reloaded": false, "error": "..."}} naming the broken
     file (the old material stays in use), or 404 without an HTTPS listener.
+    Cancelling it (Klein does when the client disconnects) does not stop the
+    reload: see L{detached}.
     """
     if server_tls is None:
         return succeed((404, {"reloaded": False, "error": "this server has no HTTPS listener"}))
@@ -481,4 +484,30 @@ def reload_response(server_tls: Optional[ReloadableServerTLS]) -> Deferred:
 
     d = server_tls.reload()
     d.addCallbacks(lambda warnings: (200, {"reloaded": True, "warnings": warnings}), failed)
-    return d
+    return detached(d)
+
+
+def detached(work: Deferred) -> Deferred:
+    """
+    A new Deferred that fires with C{work}'s result, but whose cancellation
+    leaves C{work} running.
+
+    Klein cancels a route's Deferred when the client disconnects; a reload
+    must still finish (and log) then, not be dropped half-way.  Once the
+    returned Deferred has been cancelled, C{work}'s result is dropped: a
+    success quietly, a failure (other than the L{TLSConfigError} that
+    L{ReloadableServerTLS.reload} has already logged) logged here.
+    """
+    waiting = Deferred()
+
+    def forward(result):
+        if waiting.called:  # cancelled: nobody waits for the result any more
+            if isinstance(result, Failure):
+                log.failure("TLS reload failed after its caller went away", result)
+        elif isinstance(result, Failure):
+            waiting.errback(result)
+        else:
+            waiting.callback(result)
+
+    work.addBoth(forward)
+    return waiting

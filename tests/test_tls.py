@@ -10,6 +10,7 @@ import ssl
 from pathlib import Path
 
 import service_identity
+from cryptography import x509
 from service_identity.cryptography import (
     verify_certificate_hostname,
     verify_certificate_ip_address,
@@ -23,6 +24,8 @@ from twisted.web.server import Site
 
 from mockllm import identity, pki, tls
 from tests import tls_support as ts
+from tests.observe_support import observed_app
+from tests.support import RawHTTP
 
 
 def make_tls(dev: pki.DevPKI, **kwargs) -> tls.ReloadableServerTLS:
@@ -463,6 +466,120 @@ class ReloadTests(unittest.TestCase):
         self.assertIn(str(self.dev.path("server.key")), str(error))
         after = yield self.open_client()
         self.assertEqual(after.server_cert(), before.server_cert())
+
+
+class CancelledReloadTests(unittest.TestCase):
+    """
+    C{POST /__admin/reload-tls} whose client goes away before the files are
+    read: the reload still replaces the material (or logs why not), and
+    nothing is left unhandled.
+    """
+
+    def setUp(self) -> None:
+        self.dev = ts.copy_pki(self)
+        self.reads: list[tuple[defer.Deferred, object]] = []
+        self.server = make_tls(self.dev, in_thread=self.held)
+        self.before = self.server.material.cert
+
+    def held(self, fn, *args, **kwargs) -> defer.Deferred:
+        """
+        Stand in for C{deferToThread}: C{fn} runs only at L{finish_reads}.
+        """
+        d = defer.Deferred()
+        self.reads.append((d, lambda: fn(*args, **kwargs)))
+        return d
+
+    def finish_reads(self) -> None:
+        """
+        Run the held reads and fire their Deferreds, as the thread pool would.
+        """
+        for d, read in self.reads:
+            try:
+                result = read()
+            except Exception:
+                d.errback()
+            else:
+                d.callback(result)
+
+    def new_server_cert(self) -> x509.Certificate:
+        """
+        Write a new server certificate and key over the files.
+        """
+        fresh = pki.server_cert(ts.ca_issued(self.dev))
+        replace(self.dev.path("server.pem"), fresh.cert_pem())
+        replace(self.dev.path("server.key"), fresh.key_pem(), True)
+        return fresh.cert
+
+    def test_cancelled_response_still_reloads(self):
+        """
+        Cancelling the response's Deferred leaves the reload running: the new
+        certificate is in use once the reads finish.
+        """
+        fresh = self.new_server_cert()
+        response = tls.reload_response(self.server)
+        response.cancel()
+        self.failureResultOf(response, defer.CancelledError)
+        self.finish_reads()
+        self.assertEqual(self.server.material.cert, fresh)
+
+    def test_cancelled_broken_reload_logged(self):
+        """
+        A broken file after the caller went away keeps the old material and
+        is logged as a failed reload; nothing is an unhandled error.
+        """
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        replace(self.dev.path("server.key"), b"not a key", True)
+        response = tls.reload_response(self.server)
+        response.cancel()
+        self.failureResultOf(response, defer.CancelledError)
+        self.finish_reads()
+        self.assertEqual(self.server.material.cert, self.before)
+        self.assertTrue(any("TLS reload failed" in str(e.get("log_format")) for e in events))
+
+    def test_uncancelled_response_still_answers(self):
+        """
+        Without a cancellation the response fires with the outcome as before.
+        """
+        self.new_server_cert()
+        response = tls.reload_response(self.server)
+        self.assertNoResult(response)
+        self.finish_reads()
+        self.assertEqual(self.successResultOf(response), (200, {"reloaded": True, "warnings": []}))
+
+    def test_detached_failures(self):
+        """
+        L{tls.detached} passes a failure on while someone waits, and logs
+        one that arrives after the wait was cancelled (never unhandled).
+        """
+        work = defer.Deferred()
+        waiting = tls.detached(work)
+        work.errback(RuntimeError("disk on fire"))
+        self.failureResultOf(waiting, RuntimeError)
+        work = defer.Deferred()
+        waiting = tls.detached(work)
+        waiting.cancel()
+        self.assertNoResult(work)
+        work.errback(RuntimeError("disk on fire"))
+        self.failureResultOf(waiting, defer.CancelledError)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertIsNone(self.successResultOf(work))
+
+    def test_client_disconnect_from_the_admin_route(self):
+        """
+        Through the admin route: a client that disconnects before the reload
+        ends gets nothing, and the reload still happens.
+        """
+        fresh = self.new_server_cert()
+        observed = observed_app()
+        observed.app.server_tls = self.server
+        conn = RawHTTP(observed.app).send("POST", "/__admin/reload-tls")
+        self.assertEqual(len(self.reads), 1)
+        conn.disconnect()
+        self.finish_reads()
+        self.assertEqual(self.server.material.cert, fresh)
+        self.assertIsNone(conn.status)
 
 
 class FaultTests(unittest.TestCase):

@@ -8,7 +8,7 @@ ends.  Observers must be quick and must not raise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 #: ``Exchange.outcome`` values.
@@ -44,7 +44,6 @@ class Exchange:
     first_byte_at: float | None = None
     first_token_at: float | None = None
     finished_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ExchangeObserver(Protocol):

@@ -14,7 +14,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 
@@ -33,9 +32,6 @@ class MockSite(Site):
 
     noisy = False
     displayTracebacks = False
-
-    def __init__(self, resource: IResource) -> None:
-        super().__init__(resource)
 
     def log(self, request: object) -> None:
         """No combined-log line per request."""

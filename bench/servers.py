@@ -16,6 +16,7 @@ from twisted.internet import reactor
 from twisted.web.resource import Resource
 
 from mockllm import wire
+from mockllm.content import count_tokens
 from mockllm.app import MockLLM
 from mockllm.config import Config
 from mockllm.listen import MockSite
@@ -32,7 +33,9 @@ class Bare(Resource):
     def __init__(self) -> None:
         super().__init__()
         request = parse_chat(BODY)
-        self.body = wire.dumps(wire.completion(request, wire.completion_id("chat", random.Random()), 1700000000, "Hello! I'm a mock."))
+        reply = "Hello! I'm a mock."
+        cid = wire.completion_id("chat", random.Random())
+        self.body = wire.dumps(wire.completion(request, cid, 1700000000, reply, count_tokens(reply)))
 
     def render(self, request):
         """The same bytes every time, with a content length."""

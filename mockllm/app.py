@@ -416,12 +416,12 @@ def _note_cut(sent: int, ex: Exchange, maker: wire.ChunkMaker) -> None:
         ex.outcome = CUT
 
 
+_PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
 def _phrase(status: int) -> bytes:
     """The reason phrase for ``status`` (Twisted lacks some, such as 429's)."""
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b"Error"
+    return _PHRASES.get(status, b"Error")
 
 
 def stream_events(maker: wire.ChunkMaker, pieces: list[str], cut_at: int | None = None) -> Iterator[bytes]:

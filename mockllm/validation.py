@@ -257,14 +257,21 @@ def query_args(uri: bytes) -> dict[str, list[str]]:
 
 
 def control_lookup(query: Mapping[str, list[str]], headers: Any) -> Lookup:
-    """A function that finds a control by name: the query string first, then ``X-Mock-<Name>``."""
+    """A function that finds a control by name: the query string first, then ``X-Mock-<Name>``.
+
+    The ``X-Mock-*`` headers are collected in one pass over the request's headers.
+    """
+    found = {}
+    for raw_name, values in headers.getAllRawHeaders():
+        name = raw_name.lower()
+        if name.startswith(b"x-mock-"):
+            found[name[7:].decode("latin-1").replace("-", "_")] = values[-1].decode("utf-8", "replace")
 
     def lookup(name: str) -> str | None:
         values = query.get(name)
         if values:
             return values[-1]
-        raw = headers.getRawHeaders(b"x-mock-" + name.replace("_", "-").encode("ascii"))
-        return raw[-1].decode("utf-8", "replace") if raw else None
+        return found.get(name)
 
     return lookup
 

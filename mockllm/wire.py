@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import random
-import string
+from base64 import b64encode
 from typing import Any
 
 from mockllm.validation import CompletionRequest
 
-_ALPHABET = string.ascii_letters + string.digits
+#: Maps base64's two non-alphanumeric characters onto letters, for ids of letters and digits.
+_ALPHANUMERIC = bytes.maketrans(b"+/", b"xQ")
 MODEL_CREATED = 1698940800
 SYSTEM_FINGERPRINT = "fp_0mock11m01"
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -44,7 +45,7 @@ def completion_id(kind: str, ids: random.Random) -> str:
     ``ids`` is a generator kept apart from the seeded one, so ids never shift seeded replies.
     """
     prefix = "chatcmpl-" if kind == "chat" else "cmpl-"
-    return prefix + "".join(ids.choices(_ALPHABET, k=29))
+    return prefix + b64encode(ids.randbytes(22)).translate(_ALPHANUMERIC)[:29].decode("ascii")
 
 
 def usage(request: CompletionRequest, completion: int) -> dict[str, Any]:

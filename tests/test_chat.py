@@ -58,7 +58,7 @@ class ChatCompletionTests(StubCase):
         response, body = self.body_of(self.post())
         self.assertEqual(response.code, 200)
         validate("CreateChatCompletionResponse", body)
-        self.assertTrue(body["id"].startswith("chatcmpl-"))
+        self.assertRegex(body["id"], r"^chatcmpl-[A-Za-z0-9]{29}$")
         self.assertEqual(body["object"], "chat.completion")
         self.assertEqual(body["model"], "gpt-4o-mini")
         self.assertIsInstance(body["system_fingerprint"], str)

@@ -83,17 +83,23 @@ class AdminAccess:
             address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
-    def refusal(self, request: IRequest) -> APIError | None:
-        """``None`` if ``request`` may proceed, else the 403 to answer with."""
-        if request.isSecure():
+    def refusal(self, request: IRequest, verified: bool) -> APIError | None:
+        """``None`` if ``request`` may proceed, else the 403 to answer with.
+
+        ``verified``: the request came over TLS with a client certificate the handshake verified.
+        Without one (plain HTTP, or HTTPS under ``--client-cert optional``) only loopback and the
+        ``--admin-from`` networks may proceed.
+        """
+        if verified:
             return None
         host = getattr(request.getClientAddress(), "host", None)
         if self.allows(host):
             return None
         return APIError(
             403,
-            f"The admin API is not available to {host} over plain HTTP: only loopback and the "
-            "networks given with --admin-from may use it (or use HTTPS with a client certificate).",
+            f"The admin API is not available to {host} without a verified client certificate: only "
+            "loopback and the networks given with --admin-from may use it (or use HTTPS with a client "
+            "certificate).",
             "invalid_request_error",
             None,
             "admin_forbidden",
@@ -142,14 +148,16 @@ class _Guarded(Resource):
     isLeaf = True
     log = Logger(namespace="mockllm.admin")
 
-    def __init__(self, access: AdminAccess, inner: IResource) -> None:
+    def __init__(self, access: AdminAccess, inner: IResource, identify: Callable[[IRequest], dict | None]) -> None:
         super().__init__()
         self._access = access
         self._inner = inner
+        self._identify = identify
 
     def render(self, request: IRequest) -> bytes | int:
         """Refuse with a 403, or route."""
-        refusal = self._access.refusal(request)
+        verified = request.isSecure() and self._identify(request) is not None
+        refusal = self._access.refusal(request, verified)
         if refusal is None:
             return self._inner.render(request)
         peer = request.getClientAddress()
@@ -175,6 +183,7 @@ class Admin:
         access: AdminAccess | None = None,
         server_tls: Callable[[], tls.ReloadableServerTLS | None] = lambda: None,
         describe_peer: Callable[[IRequest], dict] | None = None,
+        identify: Callable[[IRequest], dict | None] | None = None,
     ) -> None:
         self.journal = journal
         self.scenarios = scenarios
@@ -182,8 +191,11 @@ class Admin:
         #: Finds the HTTPS listener's TLS (``None`` without one), for ``/reload-tls``.
         self.server_tls = server_tls
         #: Describes the caller's TLS connection, for ``/whoami``.
-        self.describe_peer = describe_peer if describe_peer is not None else identity.PeerIdentities().describe
-        self._resource = _Guarded(self.access, self.app.resource())
+        peers = identity.PeerIdentities()
+        self.describe_peer = describe_peer if describe_peer is not None else peers.describe
+        #: The caller's verified client certificate, or ``None`` (decides admin access over HTTPS).
+        self.identify = identify if identify is not None else peers.identify
+        self._resource = _Guarded(self.access, self.app.resource(), self.identify)
 
     def resource(self) -> IResource:
         """The access-checked resource that :class:`~mockllm.app.MockLLM` mounts at ``/__admin/``."""

@@ -67,7 +67,12 @@ class Observability:
         if self.access is not None:
             control = scenario_control(app.scenarios)
             app.admin = Admin(
-                self.journal, control, self.access, server_tls=lambda: app.server_tls, describe_peer=app.peers.describe
+                self.journal,
+                control,
+                self.access,
+                server_tls=lambda: app.server_tls,
+                describe_peer=app.peers.describe,
+                identify=app.identify,
             )
         if self.request_log is not None:
             self.request_log.setServiceParent(parent)

@@ -27,10 +27,12 @@ class AdminCase(unittest.TestCase):
     access: AdminAccess | None = None
 
     def setUp(self) -> None:
-        self.o = observed_app(access=self.access)
+        self.certificate: dict | None = None
+        self.o = observed_app(access=self.access, identify=lambda request: self.certificate)
 
     def call(self, method: str, path: str, body: object = None, peer: str = "127.0.0.1", secure: bool = False) -> RawHTTP:
-        """One request from ``peer`` (over a TLS-looking transport if ``secure``)."""
+        """One request from ``peer`` (over a TLS-looking transport if ``secure``; its client
+        certificate is whatever :attr:`certificate` says)."""
         conn = RawHTTP(self.o.app, peer=peer)
         if secure:
             alsoProvides(conn.transport, ISSLTransport)
@@ -58,8 +60,15 @@ class AccessTests(AdminCase):
         self.assertEqual(len(self.o.journal), 0)
 
     def test_https_allowed_from_anywhere(self) -> None:
-        """Over HTTPS the handshake already checked the client, so any address may proceed."""
+        """Over HTTPS with a client certificate the handshake verified, any address may proceed."""
+        self.certificate = {"subject": "CN=gateway"}
         self.assertEqual(self.call("GET", "/__admin/requests", peer="10.1.2.3", secure=True).status, 200)
+
+    def test_https_without_certificate_is_like_plain_http(self) -> None:
+        """Under ``--client-cert optional`` a client without a certificate gets the loopback rule."""
+        self.refused(self.call("POST", "/__admin/reset", peer="10.1.2.3", secure=True))
+        self.assertEqual(self.call("GET", "/__admin/requests", peer="127.0.0.1", secure=True).status, 200)
+        self.assertEqual(self.o.scenarios.resets, 0)
 
     def test_access_rules(self) -> None:
         """IPv6 loopback and IPv4-mapped loopback are loopback; other hosts and non-IPs are not."""

@@ -124,6 +124,24 @@ class ProcessTests(unittest.TestCase):
         self.assertIn(await server.stop(), (0, -15))
         self.assertIn(b"Main loop terminated.", server.output)
 
+    async def test_shipped_default_toml_starts(self) -> None:
+        """``--config`` with the shipped default.toml starts from an empty directory (dev PKI made)."""
+        import os
+        from importlib import resources
+
+        from twisted.internet.task import deferLater
+
+        example = str(resources.files("mockllm") / "examples" / "default.toml")
+        cwd = self.mktemp_dir()
+        server = spawn(self, ["--config", example, "--http-port", "0", "--https-port", "0"], cwd)
+        await server.ready
+        for _ in range(100):
+            if b"HTTPS (mTLS) on" in server.output:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertIn(b"HTTPS (mTLS) on", server.output)
+        self.assertTrue(os.path.exists(os.path.join(cwd, "certs", "ca.pem")))
+
     async def test_twistd_nodaemon(self) -> None:
         """``twistd -n mockllm`` (the long-running dev daemon) serves the same."""
         server = spawn(self, ["--no-https", "--http-port", "0"], self.mktemp_dir(), command="twistd")

@@ -90,18 +90,23 @@ def rate_limit_headers(
     limit: int = 500,
     remaining: int = 0,
     tokens: tuple[int, int, float] = (200000, 200000, 0.0),
+    requests_reset: float | None = None,
 ) -> tuple[tuple[str, str], ...]:
     """
     ``retry-after`` (whole seconds, rounded up), ``retry-after-ms`` and ``x-ratelimit-*``
     telling a wait of ``wait_s``; ``tokens`` is (limit, remaining, reset seconds) for tokens.
+
+    A reset is the time until that bucket is back at its limit; ``requests_reset`` defaults
+    to ``wait_s``.
     """
     token_limit, token_remaining, token_reset = tokens
+    requests_reset = wait_s if requests_reset is None else requests_reset
     return (
         ("retry-after", str(max(1, math.ceil(round(wait_s, 6))))),
         ("retry-after-ms", str(math.ceil(round(wait_s * 1000, 6)))),
         ("x-ratelimit-limit-requests", str(limit)),
         ("x-ratelimit-remaining-requests", str(remaining)),
-        ("x-ratelimit-reset-requests", _duration(wait_s)),
+        ("x-ratelimit-reset-requests", _duration(requests_reset)),
         ("x-ratelimit-limit-tokens", str(token_limit)),
         ("x-ratelimit-remaining-tokens", str(token_remaining)),
         ("x-ratelimit-reset-tokens", _duration(token_reset)),

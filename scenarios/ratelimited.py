@@ -5,8 +5,9 @@ Each key has two buckets that hold a minute's allowance and refill
 continuously on the injected clock.  A request costs one request and its
 estimated tokens (prompt tokens plus ``max_tokens``/``max_completion_tokens``,
 as OpenAI counts them); when either bucket is short, the answer is a 429 whose
-``retry-after``, ``retry-after-ms`` and ``x-ratelimit-*`` headers tell the real
-wait until that request would pass.
+``retry-after`` and ``retry-after-ms`` tell the real wait until that request
+would pass, and whose ``x-ratelimit-*`` headers tell each bucket's limit, what
+remains and its reset (as OpenAI's: the time until that bucket is full again).
 """
 
 from __future__ import annotations
@@ -63,15 +64,13 @@ class RateLimited:
         requests = refilled(state.storage, "requests", rpm, now)
         tokens = refilled(state.storage, "tokens", tpm, now)
         if cost > tpm:
-            return PlanPart(fault=_too_large(request.model, tpm, cost))
+            return PlanPart(fault=_too_large(request.model, (rpm, requests), (tpm, tokens), cost))
         if requests >= 1 - EPSILON and tokens >= cost - EPSILON:
             state.storage["requests"], state.storage["tokens"] = (requests - 1, now), (tokens - cost, now)
             return PlanPart()
         state.storage["requests"], state.storage["tokens"] = (requests, now), (tokens, now)
         request_wait, token_wait = wait_for(requests, 1, rpm), wait_for(tokens, cost, tpm)
-        headers = rate_limit_headers(
-            max(request_wait, token_wait), rpm, int(requests), (tpm, int(tokens), token_wait)
-        )
+        headers = _headers(max(request_wait, token_wait), (rpm, requests), (tpm, tokens))
         limited = "requests" if request_wait >= token_wait else "tokens"
         message = (
             f"Rate limit reached for {request.model} on {limited} per min. "
@@ -81,13 +80,28 @@ class RateLimited:
         return PlanPart(fault=StatusFault(429, message, headers))
 
 
-def _too_large(model: str, tpm: int, cost: int) -> StatusFault:
+def _headers(wait: float, requests: tuple[int, float], tokens: tuple[int, float]) -> tuple[tuple[str, str], ...]:
+    """
+    The 429's headers: ``retry-after`` tells ``wait``; each bucket, given as (per minute,
+    level), tells its own limit, what remains and its reset (the time until it is full again).
+    """
+    (rpm, request_level), (tpm, token_level) = requests, tokens
+    return rate_limit_headers(
+        wait,
+        rpm,
+        int(request_level),
+        (tpm, int(token_level), wait_for(token_level, tpm, tpm)),
+        requests_reset=wait_for(request_level, rpm, rpm),
+    )
+
+
+def _too_large(model: str, requests: tuple[int, float], tokens: tuple[int, float], cost: int) -> StatusFault:
     """The 429 for a request bigger than a whole minute's tokens: waiting will not help."""
     message = (
-        f"Request too large for {model} on tokens per min (TPM): Limit {tpm}, Requested {cost}. "
+        f"Request too large for {model} on tokens per min (TPM): Limit {tokens[0]}, Requested {cost}. "
         "The input or output tokens must be reduced in order to run successfully."
     )
-    return StatusFault(429, message, rate_limit_headers(60.0, tokens=(tpm, tpm, 0.0)))
+    return StatusFault(429, message, _headers(60.0, requests, tokens))
 
 
 ratelimited = RateLimited()

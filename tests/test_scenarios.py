@@ -9,6 +9,7 @@ runner's admin surface, ``max_connections``, and an end-to-end
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -34,6 +35,7 @@ from mockllm.listen import ListenerService, MockSite
 from mockllm.plan import ChunkFault, PlanPart, StatusFault
 from mockllm.scenario import ScenarioRunner, UnknownScenario, define, discover
 from mockllm.validation import CompletionRequest
+from scenarios.ratelimited import request_tokens
 from tests.support import CHAT_BODY, RawHTTP, make_app, treq_client, validate
 
 BUILTINS = {"default", "fast", "slow", "errors", "timeout", "flaky", "ratelimited", "realistic", "chaos"}
@@ -370,7 +372,7 @@ class BuiltinTests(unittest.TestCase):
         self.assertEqual(statuses, [503, 503, 503, 200, 503])
 
     def test_ratelimited_requests(self) -> None:
-        """With 2 requests a minute, the third waits 30 s, and its headers say so."""
+        """With 2 requests a minute, the third waits 30 s; the empty bucket is full again in 60 s."""
         run, clock = runner("ratelimited")
         run.switch("ratelimited", {"requests_per_minute": 2})
         first, second, third = plans(run, 3)
@@ -382,7 +384,7 @@ class BuiltinTests(unittest.TestCase):
         self.assertEqual(headers["retry-after-ms"], "30000")
         self.assertEqual(headers["x-ratelimit-limit-requests"], "2")
         self.assertEqual(headers["x-ratelimit-remaining-requests"], "0")
-        self.assertEqual(headers["x-ratelimit-reset-requests"], "30s")
+        self.assertEqual(headers["x-ratelimit-reset-requests"], "60s")
         clock.advance(29.9)
         self.assertEqual(plans(run, 1)[0].fault.status, 429)
         clock.advance(0.1)
@@ -405,6 +407,40 @@ class BuiltinTests(unittest.TestCase):
         clock.advance(0.01)
         self.assertIsNone(run.plan(big, caller())[1].fault)
 
+    def _limited_after(self, passed: int, request: CompletionRequest, **params: int) -> dict[str, str]:
+        """The headers of the 429 that follows ``passed`` accepted ``request``s under ratelimited ``params``."""
+        run, _ = runner("ratelimited")
+        run.switch("ratelimited", params)
+        for part in plans(run, passed, request):
+            self.assertIsNone(part.fault)
+        limited = plans(run, 1, request)[0].fault
+        self.assertEqual(limited.status, 429)
+        return dict(limited.headers)
+
+    def test_ratelimited_resets_per_bucket(self) -> None:
+        """Each bucket's reset is its own time to refill fully; retry-after is the longer wait."""
+        big = chat(max_tokens=140)
+        headers = self._limited_after(2, big, requests_per_minute=60, tokens_per_minute=300)
+        spent = 2 * request_tokens(big)
+        self.assertEqual(headers["x-ratelimit-remaining-requests"], "58")
+        self.assertEqual(headers["x-ratelimit-reset-requests"], "2s")
+        self.assertEqual(headers["x-ratelimit-remaining-tokens"], str(300 - spent))
+        self.assertEqual(headers["x-ratelimit-reset-tokens"], f"{spent * 60 / 300:g}s")
+        wait = (request_tokens(big) - (300 - spent)) * 60 / 300
+        self.assertEqual(headers["retry-after-ms"], str(math.ceil(wait * 1000)))
+
+    def test_ratelimited_resets_tokens_when_requests_limit(self) -> None:
+        """A 429 for requests still tells the time the partly spent token bucket needs to refill."""
+        small = chat(max_tokens=100)
+        headers = self._limited_after(3, small, requests_per_minute=3, tokens_per_minute=1000)
+        spent = 3 * request_tokens(small)
+        self.assertEqual(headers["x-ratelimit-remaining-tokens"], str(1000 - spent))
+        self.assertEqual(headers["x-ratelimit-reset-tokens"], f"{spent * 60 / 1000:g}s")
+        self.assertEqual(headers["x-ratelimit-remaining-requests"], "0")
+        self.assertEqual(headers["x-ratelimit-reset-requests"], "60s")
+        self.assertEqual(headers["retry-after"], "20")
+        self.assertEqual(headers["retry-after-ms"], "20000")
+
     def test_ratelimited_too_large(self) -> None:
         """A request larger than a minute's tokens gets a 429 saying it is too large."""
         run, _ = runner("ratelimited")
@@ -412,6 +448,12 @@ class BuiltinTests(unittest.TestCase):
         fault = run.plan(chat(max_tokens=500), caller())[1].fault
         self.assertEqual(fault.status, 429)
         self.assertIn("Request too large", fault.message)
+        headers = dict(fault.headers)
+        self.assertEqual(headers["x-ratelimit-limit-requests"], "60")
+        self.assertEqual(headers["x-ratelimit-remaining-requests"], "60")
+        self.assertEqual(headers["x-ratelimit-reset-requests"], "0s")
+        self.assertEqual(headers["x-ratelimit-remaining-tokens"], "100")
+        self.assertEqual(headers["x-ratelimit-reset-tokens"], "0s")
 
     def test_ratelimited_over_http(self) -> None:
         """Over HTTP the 429 carries the scenario's own retry headers."""

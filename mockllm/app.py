@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from urllib.parse import unquote_to_bytes
 
 from klein import Klein
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
@@ -31,7 +32,7 @@ from mockllm import content, tls, wire
 from mockllm.caller import Caller, caller_key
 from mockllm.config import Config
 from mockllm.errors import APIError, invalid_request, rate_limit_headers, status_error
-from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, Exchange, ExchangeObserver
+from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, SHUTDOWN, Exchange, ExchangeObserver
 from mockllm.identity import PeerIdentities
 from mockllm.plan import NO_FAULT, ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
 from mockllm.sse import EventStream, paced
@@ -104,6 +105,8 @@ class MockLLM:
         self.metrics = metrics
         #: The HTTPS listener's TLS (set by ``tap.makeService``), for the admin API's ``/__admin/reload-tls``.
         self.server_tls: tls.ReloadableServerTLS | None = None
+        #: Set when the server starts stopping: requests cut after that were not left by their client.
+        self.stopping = False
         self._models = frozenset(config.models.available)
         self._model_list = wire.dumps(wire.model_list(config.models.available))
         responses = config.responses
@@ -166,7 +169,7 @@ class MockLLM:
     def _finished(self, result: object, ex: Exchange) -> None:
         ex.finished_at = self.clock.seconds()
         if isinstance(result, Failure) and ex.outcome is None:
-            ex.outcome = DISCONNECTED
+            ex.outcome = SHUTDOWN if self.stopping else DISCONNECTED
         elif ex.outcome is None:
             ex.outcome = COMPLETED
         for observer in self.observers:
@@ -372,6 +375,23 @@ class MockLLM:
         items = paced(events, plan.timing, rng)
         stream = EventStream(request, self.clock, items, watch=maker.first_content, progress=ex)
         return stream.start().addCallback(_note_cut, ex, maker)
+
+
+class StoppingMarker(Service):
+    """Tells the app when the server starts to stop, so the requests the shutdown cuts say so."""
+
+    def __init__(self, app: MockLLM) -> None:
+        self.app = app
+
+    def startService(self) -> None:
+        """The server runs."""
+        super().startService()
+        self.app.stopping = False
+
+    def stopService(self) -> None:
+        """The server is stopping: connections still open will be cut by it, not by their clients."""
+        self.app.stopping = True
+        return super().stopService()
 
 
 class _UTF8Paths(Resource):

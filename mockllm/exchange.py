@@ -14,6 +14,8 @@ from typing import Any, Protocol
 #: ``Exchange.outcome`` values.
 COMPLETED = "completed"
 DISCONNECTED = "client-disconnected"
+#: The server stopped (SIGTERM) while the request was still being answered.
+SHUTDOWN = "server-shutdown"
 CUT = "cut-by-fault"
 
 

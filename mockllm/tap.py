@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from mockllm import observe, pki, tls
-from mockllm.app import MockLLM
+from mockllm.app import MockLLM, StoppingMarker
 from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
 from mockllm.connlimit import ConnectionLimit
 from mockllm.listen import ListenerService, MockSite
@@ -345,6 +345,7 @@ def makeService(options: Options) -> IService:
     app = build_app(config, reactor, options["seed"], scenario_runner(options, config, reactor))
     site = ConnectionLimit(MockSite(app.resource()), config.server.max_connections, reactor)
     top = MultiService()
+    StoppingMarker(app).setServiceParent(top)
     observe.from_options(options).attach(app, top)
     server: ServerConfig = config.server
     if server.http_port is not None:

@@ -283,3 +283,21 @@ class UnexpectedErrorTests(FaultCase):
         self.assertIn("x-request-id", conn.headers)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertEqual([(e.status, e.error) for e in finished], [(500, "internal error: bug")])
+
+
+class ShutdownOutcomeTests(FaultCase):
+    """Requests the server's own shutdown cuts are not blamed on their clients."""
+
+    def test_server_shutdown(self) -> None:
+        """After StoppingMarker.stopService, a cut request's outcome is server-shutdown; before, client-disconnected."""
+        from mockllm.app import StoppingMarker
+
+        finished = []
+        observer = type("O", (), {"exchange_started": lambda s, e: None, "exchange_finished": lambda s, e: finished.append(e)})
+        self.app, self.clock = make_app(observers=[observer()])
+        marker = StoppingMarker(self.app)
+        marker.startService()
+        self.send(PATH + "?delay=1000").disconnect()
+        marker.stopService()
+        self.send(PATH + "?delay=1000").disconnect()
+        self.assertEqual([e.outcome for e in finished], ["client-disconnected", "server-shutdown"])

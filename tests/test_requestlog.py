@@ -196,7 +196,7 @@ class ProcessTests(unittest.TestCase):
     timeout = 60
 
     async def test_sigterm_loses_nothing(self) -> None:
-        """After SIGTERM the file holds every request, the stream cut by the shutdown included."""
+        """After SIGTERM the file holds every request, the stream cut by the shutdown included (as such)."""
         cwd = self.mktemp()
         os.makedirs(cwd)
         server = spawn(self, ["--no-https", "--http-port", "0", "--stream-interval-ms", "500",
@@ -212,7 +212,7 @@ class ProcessTests(unittest.TestCase):
         self.assertIn(await server.stop(), (0, -15))
         lines = read_lines(os.path.join(cwd, "requests.jsonl"))
         self.assertEqual([(r["path"], r["outcome"]) for r in lines],
-                         [("/v1/models", "completed"), (PATH, "client-disconnected")])
+                         [("/v1/models", "completed"), (PATH, "server-shutdown")])
         self.assertIn(b'"log_namespace": "mockllm.requests"', server.output)
         self.assertNotIn(b"zebra-secret", server.output)
         self.assertIn("zebra-secret", lines[1]["request"]["body"])

@@ -37,8 +37,10 @@ chooser and the admin API's handle on the current scenario.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import pkgutil
 import random
 import secrets
 from collections import OrderedDict
@@ -252,20 +254,45 @@ def _plugins_with_problems(package: ModuleType) -> tuple[list[Any], dict[str, st
     return found, problems
 
 
+#: Why a drop-in module that an earlier scenario path entry already provides is not loaded.
+SHADOWED = "shadowed by a module of the same name earlier on the scenario path; rename the file"
+
+
+def _shadowed(package: ModuleType, extras: list[str]) -> dict[str, str]:
+    """
+    A problem for each ``*.py`` module in ``extras`` whose name an earlier entry of the
+    package's path (or an earlier extra) already provides: Python imports that one instead.
+    Keyed by module name and path, as :meth:`Discovery.report` shows them.
+    """
+    provided = {module.name for module in pkgutil.iter_modules(package.__path__)}
+    problems: dict[str, str] = {}
+    for directory in extras:
+        for path in sorted(glob.glob(os.path.join(glob.escape(directory), "*.py"))):
+            name = os.path.basename(path)[:-3]
+            if name in provided:
+                problems[f"{package.__name__}.{name} ({path})"] = SHADOWED
+        provided |= {module.name for module in pkgutil.iter_modules([directory])}
+    return problems
+
+
 def discover(paths: Iterable[str] = (), package: ModuleType | None = None) -> Discovery:
     """
     Every :class:`IScenario` in the ``scenarios`` package, plus modules directly in ``paths``.
 
     A module that fails to import is recorded in ``problems`` and the rest still load; so is a
-    second scenario with a name already taken (the one in the first module by name is kept).
+    second scenario with a name already taken (the one in the first module by name is kept),
+    and a module in ``paths`` named like one earlier on the path (it is never imported).
     """
     package = package or _scenarios_package()
     saved = list(package.__path__)
-    package.__path__.extend(p for p in map(os.path.abspath, paths) if p not in saved)
+    extras = [p for p in dict.fromkeys(map(os.path.abspath, paths)) if p not in saved]
+    shadowed = _shadowed(package, extras)
+    package.__path__.extend(extras)
     try:
         found, problems = _plugins_with_problems(package)
     finally:
         package.__path__[:] = saved
+    problems.update(shadowed)
     discovery = Discovery(problems=problems)
     for plugin in sorted(found, key=lambda p: (type(p).__module__, p.name)):
         if plugin.name in discovery.scenarios:

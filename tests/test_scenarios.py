@@ -33,7 +33,7 @@ from mockllm.content import count_tokens
 from mockllm.connlimit import LINGER, ConnectionLimit
 from mockllm.listen import ListenerService, MockSite
 from mockllm.plan import ChunkFault, PlanPart, StatusFault
-from mockllm.scenario import ScenarioRunner, UnknownScenario, define, discover
+from mockllm.scenario import SHADOWED, ScenarioRunner, UnknownScenario, define, discover
 from mockllm.validation import CompletionRequest
 from scenarios.ratelimited import request_tokens
 from tests.support import CHAT_BODY, RawHTTP, make_app, treq_client, validate
@@ -172,6 +172,35 @@ class DiscoveryTests(unittest.TestCase):
         self.flushLoggedErrors(SyntaxError)
         self.assertIn(f"scenarios.{broken}", found.problems)
         self.assertLessEqual(BUILTINS, set(found.scenarios))
+
+    def test_shadowed_module(self) -> None:
+        """A drop-in named like a built-in module is reported by module name and path, not silently ignored."""
+        first, second = self.mktemp(), self.mktemp()
+        os.makedirs(first)
+        os.makedirs(second)
+        name = "teapot-" + uuid.uuid4().hex[:6]
+        own = write_module(first, DROP_IN.format(name=name))
+        for directory in (first, second):
+            with open(os.path.join(directory, "flaky.py"), "w") as f:
+                f.write(DROP_IN.format(name=name + "-shadowed"))
+        with open(os.path.join(second, own + ".py"), "w") as f:
+            f.write(DROP_IN.format(name=name + "-again"))
+        found = discover([first, second, first])
+        self.assertIn(name, found.scenarios)
+        self.assertNotIn(name + "-shadowed", found.scenarios)
+        self.assertNotIn(name + "-again", found.scenarios)
+        expected = [
+            os.path.join(os.path.abspath(first), "flaky.py"),
+            os.path.join(os.path.abspath(second), "flaky.py"),
+            os.path.join(os.path.abspath(second), own + ".py"),
+        ]
+        self.assertEqual(
+            sorted(found.problems),
+            sorted([f"scenarios.flaky ({expected[0]})", f"scenarios.flaky ({expected[1]})", f"scenarios.{own} ({expected[2]})"]),
+        )
+        line = f"scenario module scenarios.flaky ({expected[0]}): {SHADOWED}"
+        self.assertIn(line, found.report())
+        self.assertIn("rename the file", SHADOWED)
 
     def test_scenario_path_option(self) -> None:
         """``--scenario-path DIR --scenario NAME`` selects a drop-in; a missing directory is a UsageError."""

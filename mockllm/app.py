@@ -166,6 +166,12 @@ class MockLLM:
             request.notifyFinish().addBoth(self._finished, ex)
         return ex
 
+    def record(self, ex: Exchange) -> None:
+        """Tell the observers about an exchange answered outside the app (a ``max_connections`` 503)."""
+        for observer in self.observers:
+            observer.exchange_started(ex)
+            observer.exchange_finished(ex)
+
     def _finished(self, result: object, ex: Exchange) -> None:
         ex.finished_at = self.clock.seconds()
         if isinstance(result, Failure) and ex.outcome is None:

@@ -16,6 +16,8 @@ COMPLETED = "completed"
 DISCONNECTED = "client-disconnected"
 #: The server stopped (SIGTERM) while the request was still being answered.
 SHUTDOWN = "server-shutdown"
+#: Turned away at once with a 503: ``max_connections`` connections were already being served.
+REFUSED = "refused"
 CUT = "cut-by-fault"
 
 

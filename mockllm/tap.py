@@ -343,7 +343,7 @@ def makeService(options: Options) -> IService:
 
     config = config_from_options(options)
     app = build_app(config, reactor, options["seed"], scenario_runner(options, config, reactor))
-    site = ConnectionLimit(MockSite(app.resource()), config.server.max_connections, reactor)
+    site = ConnectionLimit(MockSite(app.resource()), config.server.max_connections, reactor, app.record)
     top = MultiService()
     StoppingMarker(app).setServiceParent(top)
     observe.from_options(options).attach(app, top)

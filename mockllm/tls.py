@@ -413,7 +413,38 @@ def server_tls_from_config(
     )
     if fault is not None:
         log.warn("mockllm: --tls-fault {fault}: serving a certificate correct clients refuse", fault=fault)
+    else:
+        for warning in name_warnings(server.material.cert, server.cert_path, host):
+            log.warn("{problem}", problem=warning)
     return server, dev
+
+
+def certificate_names(cert: x509.Certificate) -> set[str]:
+    """The DNS names and IP addresses in C{cert}'s subjectAltName."""
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return set(sans.get_values_for_type(x509.DNSName)) | {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+
+
+def name_warnings(cert: x509.Certificate, path: object, host: str) -> list[str]:
+    """
+    A warning when C{host}, the address clients are told to use, is not a
+    name in the server certificate (an existing PKI made for another host):
+    clients that check names will refuse the handshake.  Loopback and the
+    wildcard addresses are reached as C{localhost}.
+    """
+    wanted = "localhost" if host in ("127.0.0.1", "::1", "", "0.0.0.0", "::") else host
+    names = certificate_names(cert)
+    if wanted in names:
+        return []
+    listed = ", ".join(sorted(names)) or "no names"
+    return [
+        f"server certificate {path} is not for {wanted} (it names {listed}): clients that check "
+        f"the name will refuse it; use a certificate for {wanted}, or move the files away to have "
+        "a development PKI made for it"
+    ]
 
 
 class TLSReloadService(Service):

@@ -679,3 +679,18 @@ class ALPNTests(unittest.TestCase):
         protocol, body = yield ts.in_thread(negotiated)
         self.assertEqual(protocol, "http/1.1")
         self.assertTrue(json.loads(body)["verified"])
+
+
+class NameWarningTests(unittest.TestCase):
+    """
+    An existing server certificate that does not name the address clients
+    are told to use is warned about at start.
+    """
+
+    def test_names(self) -> None:
+        """The dev certificate names localhost and loopback; another host is warned about, naming the file."""
+        cert = x509.load_pem_x509_certificate(ts.shared_pki().path("server.pem").read_bytes())
+        self.assertTrue({"localhost", "127.0.0.1", "::1"} <= tls.certificate_names(cert))
+        self.assertEqual(tls.name_warnings(cert, "certs/server.pem", "127.0.0.1"), [])
+        [warning] = tls.name_warnings(cert, "certs/server.pem", "127.0.0.2")
+        self.assertIn("certs/server.pem is not for 127.0.0.2", warning)

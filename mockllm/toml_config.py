@@ -22,6 +22,7 @@ from dataclasses import fields, replace
 from typing import Any, Callable, Mapping
 
 from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig, TLSConfig
+from mockllm.pki import TLS_FAULTS
 
 #: A value check: returns the (possibly normalised) value or raises ``ValueError(expected)``.
 Check = Callable[[Any], Any]
@@ -131,6 +132,18 @@ def statuses() -> Check:
     return check
 
 
+def one_of(choices: tuple[str, ...]) -> Check:
+    """One of the strings ``choices``."""
+    expected = f"one of {', '.join(choices)}"
+
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(expected)
+        return value
+
+    return check
+
+
 def optional(check: Check, meaning: str) -> Check:
     """``check``, or ``None`` (which means ``meaning``)."""
 
@@ -164,7 +177,7 @@ SECTIONS: dict[str, tuple[object, dict[str, Check]]] = {
         {"host": text(), "port": _PORT, "http_port": _PORT, "max_connections": whole(1), "backlog": whole(1),
          "max_body_bytes": whole(1)},
     ),
-    "tls": (TLSConfig(), {}),
+    "tls": (TLSConfig(), {"fault": one_of(TLS_FAULTS)}),
     "responses": (
         ResponsesConfig(),
         {

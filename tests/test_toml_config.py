@@ -14,7 +14,8 @@ from twisted.trial import unittest
 from mockllm import tap
 from mockllm.config import Config
 from mockllm.scenario import define, discover
-from mockllm.toml_config import ConfigError, load_config
+from mockllm.pki import TLS_FAULTS
+from mockllm.toml_config import ConfigError, load_config, parse_config
 from tests.support import CHAT_BODY, RawHTTP
 from tests.test_scenarios import scenario_app
 
@@ -151,6 +152,15 @@ class ErrorTests(ConfigCase):
         }
         for text, expected in cases.items():
             self.assertIn(expected, self.problem(text))
+
+    def test_tls_fault(self) -> None:
+        """``[tls] fault`` must name a known fault; the error names the file, the key and the choices."""
+        message = self.problem('[tls]\nfault = "bogus"\n')
+        self.assertTrue(message.endswith(f": [tls] fault: expected one of {', '.join(TLS_FAULTS)}, got 'bogus'"), message)
+        self.assertIn("[tls] fault: expected one of", self.problem("[tls]\nfault = 3\n"))
+        for fault in TLS_FAULTS:
+            self.assertEqual(parse_config({"tls": {"fault": fault}}).tls.fault, fault)
+        self.assertIsNone(parse_config({"tls": {}}).tls.fault)
 
     def test_durations_have_a_maximum(self) -> None:
         """Every millisecond key, in ``[responses]`` and in scenario tables, stops at one hour."""

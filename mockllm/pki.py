@@ -273,7 +273,7 @@ def bad_client(kind: str, ca: Issued, cn: str = DEFAULT_CLIENT_CN) -> Issued:
 
 
 def fault_identity(
-    fault: str, ca: Issued | None, hosts: Sequence[str] = DEFAULT_HOSTS
+    fault: str, ca: Issued | None, hosts: Sequence[str] = DEFAULT_HOSTS, ca_key: Path | str | None = None
 ) -> Issued:
     """
     A server certificate made on the fly for C{--tls-fault}:
@@ -283,14 +283,17 @@ def fault_identity(
       - C{untrusted-server-cert}: for C{hosts}, signed by a fresh CA that no
         client knows (C{ca} is not needed).
 
-    Raises L{PKIError} if the fault needs C{ca} and it is None.
+    Raises L{PKIError} if the fault needs C{ca} and it is None, naming
+    C{ca_key}, where the CA key was looked for (default: C{ca.key} in
+    C{--certs-dir}).
     """
     if fault == "untrusted-server-cert":
         return server_cert(make_ca("mockllm untrusted CA"), hosts)
     if fault not in TLS_FAULTS:
         raise PKIError(f"unknown TLS fault {fault!r}; choose one of {', '.join(TLS_FAULTS)}")
     if ca is None:
-        raise PKIError(f"--tls-fault {fault} needs the CA key to sign its certificate")
+        where = ca_key if ca_key is not None else "ca.key in --certs-dir"
+        raise PKIError(f"--tls-fault {fault} needs the CA key to sign its certificate (looked for {where})")
     if fault == "expired-server-cert":
         return expired(ca, hosts[0], server=True, hosts=hosts)
     return server_cert(ca, (WRONG_HOST,))

@@ -227,6 +227,17 @@ class FaultIdentityTests(unittest.TestCase):
         c = pki.fault_identity("untrusted-server-cert", None).cert
         self.assertFalse(signed_by(c, self.ca.cert))
 
+    def test_needs_ca_key(self):
+        """
+        A fault signed by the CA, without it, is an error naming where the CA key was looked for.
+        """
+        for fault in ("expired-server-cert", "wrong-host"):
+            error = self.assertRaises(pki.PKIError, pki.fault_identity, fault, None, ca_key="/srv/certs/ca.key")
+            self.assertIn(f"--tls-fault {fault} needs the CA key", str(error))
+            self.assertIn("/srv/certs/ca.key", str(error))
+        error = self.assertRaises(pki.PKIError, pki.fault_identity, "wrong-host", None)
+        self.assertIn("ca.key in --certs-dir", str(error))
+
     def test_unknown_fault(self):
         """
         An unknown fault name is an error listing the choices.

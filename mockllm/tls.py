@@ -272,6 +272,7 @@ class ReloadableServerTLS:
         fault: Optional[str] = None,
         fault_ca: Optional[pki.Issued] = None,
         hosts=pki.DEFAULT_HOSTS,
+        fault_ca_key: Optional[Path] = None,
         in_thread: Callable[..., Deferred] = deferToThread,
     ) -> None:
         """
@@ -288,7 +289,7 @@ class ReloadableServerTLS:
         self._fault_identity = None
         if fault is not None:
             try:
-                self._fault_identity = pki.fault_identity(fault, fault_ca, hosts)
+                self._fault_identity = pki.fault_identity(fault, fault_ca, hosts, ca_key=fault_ca_key)
             except pki.PKIError as e:
                 raise TLSConfigError(str(e)) from None
         self._use(self._read())
@@ -410,6 +411,7 @@ def server_tls_from_config(
         fault=fault,
         fault_ca=_fault_ca(certs_dir) if fault not in (None, "untrusted-server-cert") else None,
         hosts=_hosts_for(host),
+        fault_ca_key=certs_dir / "ca.key",
     )
     if fault is not None:
         log.warn("mockllm: --tls-fault {fault}: serving a certificate correct clients refuse", fault=fault)

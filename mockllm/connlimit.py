@@ -99,6 +99,7 @@ class ConnectionLimit(WrappingFactory):
 
     log = Logger()
     protocol = ProtocolWrapper
+    noisy = False
 
     def __init__(
         self,

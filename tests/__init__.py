@@ -1,0 +1,1 @@
+"""mockllm's test suite: runs under both ``trial tests`` and ``pytest``."""

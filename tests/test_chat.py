@@ -159,6 +159,7 @@ class StreamingTests(StubCase):
     """``stream: true`` (or ``?stream=true``)."""
 
     def stream(self, url: str = URL, body: object = None) -> list[dict]:
+        """POST a streaming request, run the clock, check the SSE framing; return the validated chunks."""
         d = self.post(url, dict(CHAT_BODY, stream=True) if body is None else body)
         self.advance(5, steps=200)
         response, raw = self.text_of(d)

@@ -264,11 +264,15 @@ class UnexpectedErrorTests(FaultCase):
         finished = []
 
         class Broken:
+            """A scenario chooser with a bug."""
+
             def plan(self, request, caller):
                 """Fail like a buggy drop-in scenario."""
                 raise ZeroDivisionError("bug")
 
         class Observer:
+            """Keeps finished exchanges."""
+
             def exchange_started(self, ex) -> None:
                 """Nothing."""
 

@@ -10,9 +10,10 @@ Routes: ``GET``/``PUT /scenario``, ``POST /reset``, ``GET``/``DELETE
 /requests`` (see ``docs/api.md``, "Admin API and metrics"), and for mTLS
 ``GET /whoami`` and ``POST /reload-tls`` (see ``docs/mtls.md``).
 
-Who may call them (:class:`AdminAccess`): over HTTPS anyone who passed the
-TLS handshake (the listener already checked the client certificate); over
-plain HTTP only loopback peers and the networks given with ``--admin-from``.
+Who may call them (:class:`AdminAccess`): anyone whose client certificate the
+TLS handshake verified; without one (plain HTTP, or HTTPS under
+``--client-cert optional``) only loopback peers and the networks given with
+``--admin-from``.
 A refusal is an OpenAI-shaped 403.  ``--no-admin`` builds no :class:`Admin`,
 and ``/__admin/...`` is then a 404 like any unknown URL.
 
@@ -41,7 +42,7 @@ from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from mockllm import identity, tls, wire
-from mockllm.errors import APIError, invalid_request
+from mockllm.errors import APIError, invalid_request, invalid_url, method_not_allowed
 from mockllm.journal import Journal, JournalQuery
 from mockllm.validation import parse_json_object
 
@@ -272,19 +273,14 @@ class Admin:
     @app.handle_errors(NotFound)
     def not_found(self, request: IRequest, failure: Failure) -> bytes:
         """Unknown admin paths: the same ``Invalid URL`` 404 as elsewhere."""
-        method = request.method.decode("ascii", "replace")
-        path = request.path.decode("utf-8", "replace")
-        return send_error(request, APIError(404, f"Invalid URL ({method} {path})", "invalid_request_error"))
+        return send_error(request, invalid_url(request.method, request.path))
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self, request: IRequest, failure: Failure) -> bytes:
         """A known admin path with the wrong method: 405 with ``Allow``."""
         allowed = ", ".join(failure.value.valid_methods or ())
         request.setHeader(b"allow", allowed.encode("ascii"))
-        method = request.method.decode("ascii", "replace")
-        path = request.path.decode("utf-8", "replace")
-        message = f"Method {method} is not allowed for {path}; use {allowed}."
-        return send_error(request, APIError(405, message, "invalid_request_error"))
+        return send_error(request, method_not_allowed(request.method, request.path, allowed))
 
 
 def _scenario_change(body: dict[str, Any], current: str) -> tuple[str, dict[str, Any] | None]:

@@ -31,7 +31,14 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from mockllm import content, tls, wire
 from mockllm.caller import Caller, caller_key
 from mockllm.config import Config
-from mockllm.errors import APIError, invalid_request, rate_limit_headers, status_error
+from mockllm.errors import (
+    APIError,
+    invalid_request,
+    invalid_url,
+    method_not_allowed,
+    rate_limit_headers,
+    status_error,
+)
 from mockllm.exchange import COMPLETED, CUT, DISCONNECTED, SHUTDOWN, Exchange, ExchangeObserver
 from mockllm.identity import PeerIdentities
 from mockllm.plan import NO_FAULT, ChunkFault, Plan, PlanPart, StatusFault, StreamTiming, TimeoutFault, resolve
@@ -257,9 +264,7 @@ class MockLLM:
     def not_found(self, request: IRequest, failure: Failure) -> bytes:
         """Unknown paths get the real API's ``Invalid URL`` 404."""
         ex = self._begin(request)
-        method = request.method.decode("ascii", "replace")
-        message = f"Invalid URL ({method} {ex.path})"
-        return self._error(request, ex, APIError(404, message, "invalid_request_error"))
+        return self._error(request, ex, invalid_url(request.method, request.path))
 
     @app.handle_errors(MethodNotAllowed)
     def not_allowed(self, request: IRequest, failure: Failure) -> bytes:
@@ -267,9 +272,7 @@ class MockLLM:
         ex = self._begin(request)
         allowed = ", ".join(failure.value.valid_methods or ())
         request.setHeader(b"allow", allowed.encode("ascii"))
-        method = request.method.decode("ascii", "replace")
-        message = f"Method {method} is not allowed for {ex.path}; use {allowed}."
-        return self._error(request, ex, APIError(405, message, "invalid_request_error"))
+        return self._error(request, ex, method_not_allowed(request.method, request.path, allowed))
 
     @app.handle_errors(HTTPException)
     def http_error(self, request: IRequest, failure: Failure) -> bytes:
@@ -295,12 +298,8 @@ class MockLLM:
         raw = request.content.read(limit + 1)
         ex.body = raw
         if len(raw) > limit:
-            error = APIError(
-                413,
-                f"The request body is larger than this server's limit of {limit} bytes (--max-body-bytes).",
-                "invalid_request_error",
-                None,
-                "request_too_large",
+            error = status_error(
+                413, f"The request body is larger than this server's limit of {limit} bytes (--max-body-bytes)."
             )
             ex.error = error.message
             return self._error(request, ex, error)

@@ -85,6 +85,21 @@ def invalid_request(message: str, param: str | None = None, code: str | None = N
     return APIError(400, message, "invalid_request_error", param, code)
 
 
+def invalid_url(method: bytes, path: bytes) -> APIError:
+    """The real API's 404 for a URL it does not serve: ``Invalid URL (METHOD /path)``."""
+    return APIError(404, f"Invalid URL ({_text(method)} {_text(path)})", "invalid_request_error")
+
+
+def method_not_allowed(method: bytes, path: bytes, allowed: str) -> APIError:
+    """A 405 for a known path asked with the wrong method (``allowed`` goes in ``Allow`` too)."""
+    message = f"Method {_text(method)} is not allowed for {_text(path)}; use {allowed}."
+    return APIError(405, message, "invalid_request_error")
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
 def rate_limit_headers(
     wait_s: float,
     limit: int = 500,

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 from mockllm.errors import APIError, invalid_request
 from mockllm.record import Record
+from mockllm.validation import ascii_whole
 
 #: Default number of exchanges the journal keeps.
 DEFAULT_SIZE = 1000
@@ -84,7 +85,7 @@ def _parse_status(text: str | None) -> tuple[int | None, bool]:
     lowered = text.strip().lower()
     if len(lowered) == 3 and lowered.endswith("xx") and lowered[0] in "12345":
         return int(lowered[0]), True
-    number = _ascii_whole(lowered, 3)
+    number = ascii_whole(lowered, 3)
     if number is not None and 100 <= number <= 599:
         return number, False
     raise _bad("status", f"an HTTP status such as 429 or a class such as 5xx, got {text!r}")
@@ -114,21 +115,10 @@ def _parse_since(text: str | None) -> float | None:
 def _parse_limit(text: str | None) -> int | None:
     if text is None:
         return None
-    number = _ascii_whole(text.strip(), _LIMIT_DIGITS)
+    number = ascii_whole(text.strip(), _LIMIT_DIGITS)
     if number is None:
         raise _bad("limit", f"a whole number of at most {_LIMIT_DIGITS} digits, got {text!r}")
     return number
-
-
-def _ascii_whole(text: str, max_digits: int) -> int | None:
-    """``text`` as a whole number if it is 1 to ``max_digits`` ASCII digits, else ``None``.
-
-    ``str.isdigit`` alone also accepts characters such as ``"²"`` that ``int()`` refuses,
-    and ``int()`` refuses (or is slow on) thousands of digits.
-    """
-    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
-        return int(text)
-    return None
 
 
 def _bad(param: str, expected: str) -> APIError:

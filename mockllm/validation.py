@@ -12,7 +12,6 @@ string or ``X-Mock-*`` headers.  Every problem raises an
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs
@@ -245,7 +244,15 @@ def parse_text(body: Mapping[str, Any], stream_override: bool | None = None) -> 
 
 Lookup = Callable[[str], "str | None"]
 
-_WHOLE = re.compile(r"-?[0-9]{1,15}")
+def ascii_whole(text: str, max_digits: int) -> int | None:
+    """``text`` as a whole number if it is 1 to ``max_digits`` ASCII digits, else ``None``.
+
+    ``str.isdigit`` alone also accepts characters such as ``"²"`` that ``int()`` refuses,
+    and ``int()`` refuses (or is slow on) thousands of digits.
+    """
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
 def query_args(uri: bytes) -> dict[str, list[str]]:
@@ -279,13 +286,13 @@ def control_lookup(query: Mapping[str, list[str]], headers: Any) -> Lookup:
 def _whole_ms(name: str, text: str, cap: int) -> int:
     """``text`` as whole milliseconds from 0 to ``cap``, or a 400 naming ``name``."""
     text = text.strip()
-    if not _WHOLE.fullmatch(text):
+    value = ascii_whole(text.removeprefix("-"), 15)
+    if value is None:
         raise invalid_request(
             f"Invalid '{name}': expected a whole number of milliseconds, got {text!r}.", name, "invalid_value"
         )
-    value = int(text)
-    if value < 0:
-        raise invalid_request(f"Invalid '{name}': must not be negative, got {value}.", name, "invalid_value")
+    if text.startswith("-") and value:
+        raise invalid_request(f"Invalid '{name}': must not be negative, got -{value}.", name, "invalid_value")
     if value > cap:
         raise invalid_request(
             f"Invalid '{name}': {value} ms is above this server's cap of {cap} ms.", name, "invalid_value"
@@ -300,8 +307,9 @@ def parse_fail(text: str, timeout_s: float) -> Fault:
         return TimeoutFault(timeout_s)
     if lowered == "none":
         return NO_FAULT
-    if len(lowered) == 3 and lowered.isascii() and lowered.isdigit() and 400 <= int(lowered) <= 599:
-        return StatusFault(int(lowered))
+    status = ascii_whole(lowered, 3)
+    if status is not None and 400 <= status <= 599:
+        return StatusFault(status)
     raise invalid_request(
         f"Unknown fail type: {text!r}. Use an HTTP status from 400 to 599, 'timeout' or 'none'.",
         "fail",
@@ -310,14 +318,14 @@ def parse_fail(text: str, timeout_s: float) -> Fault:
 
 
 def _parse_fail_chunk(text: str) -> ChunkFault:
-    stripped = text.strip()
-    if not (stripped.isascii() and stripped.isdigit() and len(stripped) <= 9 and int(stripped) >= 1):
+    chunk = ascii_whole(text.strip(), 9)
+    if chunk is None or chunk < 1:
         raise invalid_request(
             f"Invalid 'fail_chunk': expected an event number of 1 or more, got {text!r}.",
             "fail_chunk",
             "invalid_value",
         )
-    return ChunkFault(int(stripped))
+    return ChunkFault(chunk)
 
 
 def parse_stream_flag(text: str | None) -> bool | None:

@@ -269,7 +269,7 @@ def tcp_endpoint(reactor, host: str, port: int, backlog: int):
 
 def url_host(host: str) -> str:
     """``host`` as it goes in a URL (IPv6 in brackets; the wildcard as localhost)."""
-    if host in ("", "0.0.0.0", "::"):
+    if host in tls.WILDCARDS:
         return "localhost"
     return f"[{host}]" if ":" in host else host
 
@@ -290,8 +290,7 @@ def http_announcement(host: str) -> "callable":
 def https_announcement(host: str, dev: pki.DevPKI | None) -> "callable":
     """A function describing the mTLS listener with a curl command to paste."""
 
-    # The dev server certificate is for localhost; loopback is reached by that name.
-    name = "localhost" if host in ("127.0.0.1", "::1") else url_host(host)
+    name = url_host(tls.client_name(host))
 
     def announce(port: IListeningPort) -> str:
         number = port.getHost().port

@@ -360,12 +360,25 @@ class ReloadableServerTLS:
         return conn
 
 
+#: Listening addresses that mean "every interface".
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def client_name(host: str) -> str:
+    """
+    The name clients are told to use for a listener on C{host}: C{localhost}
+    for loopback and wildcard addresses (the development certificate's
+    name), else C{host} itself.
+    """
+    return "localhost" if host in WILDCARDS or host in ("127.0.0.1", "::1") else host
+
+
 def _hosts_for(host: str) -> tuple[str, ...]:
     """
     The names a generated server certificate is for: the defaults, plus
     C{host} if it is a specific other interface.
     """
-    if host in pki.DEFAULT_HOSTS or host in ("", "0.0.0.0", "::"):
+    if host in pki.DEFAULT_HOSTS or host in WILDCARDS:
         return pki.DEFAULT_HOSTS
     return pki.DEFAULT_HOSTS + (host,)
 
@@ -434,10 +447,9 @@ def name_warnings(cert: x509.Certificate, path: object, host: str) -> list[str]:
     """
     A warning when C{host}, the address clients are told to use, is not a
     name in the server certificate (an existing PKI made for another host):
-    clients that check names will refuse the handshake.  Loopback and the
-    wildcard addresses are reached as C{localhost}.
+    clients that check names will refuse the handshake (see L{client_name}).
     """
-    wanted = "localhost" if host in ("127.0.0.1", "::1", "", "0.0.0.0", "::") else host
+    wanted = client_name(host)
     names = certificate_names(cert)
     if wanted in names:
         return []

@@ -204,6 +204,11 @@ class UnknownScenario(KeyError, ValueError):
     def __str__(self) -> str:
         return str(self.args[0])
 
+    @classmethod
+    def among(cls, name: str, known: Iterable[str]) -> "UnknownScenario":
+        """The error for ``name``, listing the ``known`` names."""
+        return cls(f"unknown scenario {name!r}; known scenarios: {', '.join(sorted(known))}")
+
 
 # --- discovery ------------------------------------------------------------------------------
 
@@ -398,16 +403,17 @@ def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
     fault, and a seed from this key's generator for the request's own draws (reply, jitter).
     """
     params, responses = state.params, state.responses
+    filled: dict[str, Any] = {}
     if part.delay is None and params["default_delay_ms"] is not None:
-        part = replace(part, delay=params["default_delay_ms"] / 1000)
+        filled["delay"] = params["default_delay_ms"] / 1000
     if part.fault is None:
         rate = params["error_rate_percent"]
         rate = responses.error_rate_percent if rate is None else rate
         if rate > 0 and state.rng.random() * 100 < rate:
-            part = replace(part, fault=StatusFault(state.rng.choice(params["error_statuses"])))
+            filled["fault"] = StatusFault(state.rng.choice(params["error_statuses"]))
     if part.seed is None:
-        part = replace(part, seed=state.rng.getrandbits(64))
-    return part
+        filled["seed"] = state.rng.getrandbits(64)
+    return replace(part, **filled) if filled else part
 
 
 class ScenarioRunner:
@@ -447,8 +453,7 @@ class ScenarioRunner:
         try:
             return self.definitions[name]
         except KeyError:
-            known = ", ".join(sorted(self.definitions))
-            raise UnknownScenario(f"unknown scenario {name!r}; known scenarios: {known}") from None
+            raise UnknownScenario.among(name, self.definitions) from None
 
     @property
     def current(self) -> str:

@@ -22,7 +22,7 @@ from mockllm.app import MockLLM, StoppingMarker
 from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
 from mockllm.connlimit import ConnectionLimit
 from mockllm.listen import ListenerService, MockSite
-from mockllm.scenario import ScenarioRunner, define, discover, listing
+from mockllm.scenario import ScenarioRunner, UnknownScenario, define, discover, listing
 from mockllm.toml_config import MAX_MS, ConfigError, load_config
 
 _log = Logger()
@@ -168,8 +168,7 @@ class Options(usage.Options):
             raise SystemExit(0)
         name = self["scenario"] or "default"
         if name not in self.definitions:
-            known = ", ".join(sorted(self.definitions))
-            raise usage.UsageError(f"--scenario: unknown scenario {name!r}; known scenarios: {known}")
+            raise usage.UsageError(f"--scenario: {UnknownScenario.among(name, self.definitions)}")
 
     def _scenario_paths(self) -> list[str]:
         path = self["scenario-path"]
@@ -216,12 +215,12 @@ def _recording(handler, given: set[str]):
     return record
 
 
-def config_from_options(options: Options, base: Config | None = None) -> Config:
+def config_from_options(options: Options) -> Config:
     """
-    The :class:`Config`: ``base`` (default: the ``--config`` file, else the embedded
-    defaults) with the options the command line gave applied over it.
+    The :class:`Config`: the ``--config`` file (else the embedded defaults) with the
+    options the command line gave applied over it.
     """
-    config = base or options.file_config or Config()
+    config = options.file_config or Config()
     server = replace(config.server, **options.given_fields(SERVER_OPTIONS))
     if options["no-http"]:
         server = replace(server, http_port=None)

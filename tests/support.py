@@ -49,6 +49,17 @@ def validate(name: str, obj: Any) -> Any:
     return obj
 
 
+class Finished(list):
+    """An exchange observer that keeps every finished :class:`~mockllm.exchange.Exchange`, in order."""
+
+    def exchange_started(self, exchange) -> None:
+        """Nothing to keep yet."""
+
+    def exchange_finished(self, exchange) -> None:
+        """Keep it."""
+        self.append(exchange)
+
+
 def make_app(config: Config | None = None, seed: int = 0, **kwargs: Any) -> tuple[MockLLM, Clock]:
     """A seeded app on a fresh ``task.Clock`` (``kwargs`` go to :class:`MockLLM`)."""
     clock = Clock()

@@ -11,7 +11,7 @@ import json
 from twisted.trial import unittest
 
 from mockllm.config import Config, ResponsesConfig
-from tests.support import CHAT_BODY, RawHTTP, make_app, validate
+from tests.support import CHAT_BODY, Finished, RawHTTP, make_app, validate
 
 PATH = "/v1/chat/completions"
 
@@ -182,17 +182,8 @@ class ChunkFaultTests(FaultCase):
 
     def test_outcome_recorded(self) -> None:
         """The exchange records the stream as cut by the fault, with the events sent."""
-        finished = []
-
-        class Observer:
-            def exchange_started(self, ex) -> None:
-                """Nothing."""
-
-            def exchange_finished(self, ex) -> None:
-                """Keep it."""
-                finished.append(ex)
-
-        self.app, self.clock = make_app(observers=[Observer()])
+        finished = Finished()
+        self.app, self.clock = make_app(observers=[finished])
         self.send(PATH + "?stream=true&fail_chunk=4")
         self.clock.pump([0.1] * 50)
         [ex] = finished
@@ -249,9 +240,8 @@ class FaultCombinationTests(FaultCase):
 
     def test_fail_chunk_without_stream_is_no_fault(self) -> None:
         """A non-streamed request with fail_chunk has nothing cut, and records no fault."""
-        finished = []
-        observer = type("O", (), {"exchange_started": lambda s, e: None, "exchange_finished": lambda s, e: finished.append(e)})
-        self.app, self.clock = make_app(observers=[observer()])
+        finished = Finished()
+        self.app, self.clock = make_app(observers=[finished])
         self.send(PATH + "?fail_chunk=2")
         self.assertEqual([(e.status, e.fault) for e in finished], [(200, None)])
 
@@ -261,7 +251,7 @@ class UnexpectedErrorTests(FaultCase):
 
     def test_bug_is_json_500(self) -> None:
         """A scenario that raises: JSON 500 with the common headers; the exchange says 500; the failure is logged."""
-        finished = []
+        finished = Finished()
 
         class Broken:
             """A scenario chooser with a bug."""
@@ -270,17 +260,7 @@ class UnexpectedErrorTests(FaultCase):
                 """Fail like a buggy drop-in scenario."""
                 raise ZeroDivisionError("bug")
 
-        class Observer:
-            """Keeps finished exchanges."""
-
-            def exchange_started(self, ex) -> None:
-                """Nothing."""
-
-            def exchange_finished(self, ex) -> None:
-                """Keep it."""
-                finished.append(ex)
-
-        self.app, self.clock = make_app(scenarios=Broken(), observers=[Observer()])
+        self.app, self.clock = make_app(scenarios=Broken(), observers=[finished])
         conn = self.send()
         self.assertEqual(conn.status, 500)
         self.assertEqual(self.error(conn)["code"], "internal_error")
@@ -296,9 +276,8 @@ class ShutdownOutcomeTests(FaultCase):
         """After StoppingMarker.stopService, a cut request's outcome is server-shutdown; before, client-disconnected."""
         from mockllm.app import StoppingMarker
 
-        finished = []
-        observer = type("O", (), {"exchange_started": lambda s, e: None, "exchange_finished": lambda s, e: finished.append(e)})
-        self.app, self.clock = make_app(observers=[observer()])
+        finished = Finished()
+        self.app, self.clock = make_app(observers=[finished])
         marker = StoppingMarker(self.app)
         marker.startService()
         self.send(PATH + "?delay=1000").disconnect()

@@ -247,17 +247,17 @@ class MockLLM:
     @app.route("/__admin/", branch=True, strict_slashes=False)
     def admin_api(self, request: IRequest) -> Any:
         """The admin API's own (access-checked) resource; not journaled."""
-        self._stamp(request)
         if self.admin is None:
             raise NotFound()
+        self._stamp(request)
         return self.admin.resource()
 
     @app.route("/metrics", methods=["GET"])
     def metrics_page(self, request: IRequest) -> bytes:
         """Prometheus metrics; not journaled."""
-        self._stamp(request)
         if self.metrics is None:
             raise NotFound()
+        self._stamp(request)
         return self.metrics.page(request)
 
     @app.handle_errors(NotFound)

@@ -20,7 +20,7 @@ from typing import Optional, Sequence, TextIO
 
 from twisted.python import usage
 
-from mockllm import pki
+from mockllm.tls import pki
 
 _PROG = "python -m mockllm"
 _DNS_NAME = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$")

@@ -1,8 +1,10 @@
 """
 ``twist mockllm`` / ``twistd mockllm``: command-line options and ``makeService``.
 
-``makeService`` builds a ``MultiService`` holding one :class:`ListenerService`
-per listener, all serving the same :class:`~mockllm.app.MockLLM` site.
+:class:`Options` checks every value as it parses (defaults come from
+:mod:`mockllm.config.model`); :func:`makeService` turns them into a configuration and hands
+it to :func:`mockllm.server.build`, which makes one listener per endpoint: the repeatable
+``--listen`` endpoint strings, or the shorthand ``--http-port``/``--https-port``/``--tls-*``.
 """
 
 from __future__ import annotations
@@ -11,22 +13,22 @@ import os
 import random
 from dataclasses import replace
 
-from twisted.application.service import IService, MultiService
-from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.internet.interfaces import IListeningPort
+from twisted.application.service import IService
 from twisted.logger import Logger
 from twisted.python import usage
 
-from mockllm import observe, pki, tls
-from mockllm.app import MockLLM, StoppingMarker
-from mockllm.config import Config, ModelsConfig, ResponsesConfig, ServerConfig
-from mockllm.connlimit import ConnectionLimit
-from mockllm.listen import ListenerService, MockSite
-from mockllm.scenario import ScenarioRunner, UnknownScenario, define, discover, listing
-from mockllm.toml_config import MAX_MS, ConfigError, load_config
+from mockllm.admin.access import AdminAccess, Network, parse_networks
+from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
+from mockllm.config import TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ServerConfig, TLSConfig
+from mockllm.config.checks import MAX_MS
+from mockllm.config.model import CLIENT_CERT_MODES
+from mockllm.config.toml import ConfigError, load_config
+from mockllm.server import Listener, Observers, build, listen_descriptions
 
 _log = Logger()
-EXAMPLE_BODY = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}'
+_SERVER = ServerConfig()
+_TLS = TLSConfig()
+_OBSERVE = ObserveConfig()
 
 
 def _port(value: str) -> int:
@@ -58,6 +60,14 @@ def _positive_int(name: str, value: str, minimum: int = 1, maximum: int | None =
     return number
 
 
+def admin_networks(value: str) -> tuple[Network, ...]:
+    """Coerce ``--admin-from``: comma-separated CIDRs, or a usage error naming the bad one."""
+    try:
+        return parse_networks(value)
+    except ValueError as error:
+        raise usage.UsageError(f"--admin-from: {error}") from None
+
+
 class Options(usage.Options):
     """Options for ``twist mockllm``; every value is checked before anything starts."""
 
@@ -82,43 +92,53 @@ class Options(usage.Options):
         ["seed", None, None, "Seed every random choice: the same requests then get the same answers.", _seed],
         ["max-connections", None, None, "Connections served at once; more get a 503 (default 1000).",
          lambda v: _positive_int("max-connections", v)],
-        ["host", None, "127.0.0.1", "Interface to listen on (an IPv4 or IPv6 address)."],
-        ["http-port", None, 8001, "Plain HTTP port (0 picks a free one).", _port],
-        ["backlog", None, 1024, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
-        ["max-body-bytes", None, 16 * 1024 * 1024, "Largest completion request body accepted; larger get a 413.",
+        ["host", None, _SERVER.host, "Interface to listen on (an IPv4 or IPv6 address)."],
+        ["http-port", None, _SERVER.http_port, "Plain HTTP port (0 picks a free one).", _port],
+        ["backlog", None, _SERVER.backlog, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
+        ["max-body-bytes", None, _SERVER.max_body_bytes, "Largest request body accepted; larger get a 413.",
          lambda v: _positive_int("max-body-bytes", v)],
         ["stream-interval-ms", None, None, f"Pause between streamed chunks in ms (default 20, at most {MAX_MS})."],
         ["timeout-ms", None, None, f"How long fail=timeout holds the connection, in ms (default 30000, at most {MAX_MS})."],
         ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default 600000, at most {MAX_MS})."],
         ["models", None, None, "Comma-separated model ids to serve (default gpt-4o-mini,gpt-4o,gpt-3.5-turbo,gpt-4)."],
-        ["https-port", None, 8443, "HTTPS (mTLS) port (0 picks a free one).", _port],
+        ["https-port", None, _SERVER.port, "HTTPS (mTLS) port (0 picks a free one).", _port],
         ["tls-cert", None, None, "Server certificate, PEM (default: server.pem in --certs-dir)."],
         ["tls-key", None, None, "Server private key, PEM (default: server.key in --certs-dir)."],
         ["tls-ca", None, None, "PEM bundle of the CAs trusted for client certificates (default: ca.pem in --certs-dir)."],
-        ["certs-dir", None, "certs", "Where the development PKI lives; generated there if missing and no --tls-* is given."],
+        ["certs-dir", None, _TLS.certs_dir, "Where the development PKI lives; generated there if missing and no --tls-* is given."],
         ["client-cert", None, "required", "required: refuse clients without a certificate; optional: accept them (a presented one must verify)."],
-        ["tls-fault", None, None, "Serve a bad server certificate: " + ", ".join(pki.TLS_FAULTS) + "."],
+        ["tls-fault", None, None, "Serve a bad server certificate: " + ", ".join(TLS_FAULTS) + "."],
         ["request-log", None, None, "Append every request and its answer to this file, one JSON object per line."],
-        ["request-log-max-bytes", None, observe.DEFAULT_MAX_BYTES, "Rotate the request log at this size (0: never).",
+        ["request-log-max-bytes", None, _OBSERVE.request_log_max_bytes, "Rotate the request log at this size (0: never).",
          lambda v: _positive_int("request-log-max-bytes", v, minimum=0)],
-        ["request-log-keep", None, observe.DEFAULT_KEEP, "Rotated request logs kept (FILE.1 ... FILE.N).",
+        ["request-log-keep", None, _OBSERVE.request_log_keep, "Rotated request logs kept (FILE.1 ... FILE.N).",
          lambda v: _positive_int("request-log-keep", v)],
-        ["journal-size", None, observe.JOURNAL_SIZE, "Requests kept in memory for GET /__admin/requests.",
+        ["journal-size", None, _OBSERVE.journal_size, "Requests kept in memory for GET /__admin/requests.",
          lambda v: _positive_int("journal-size", v, minimum=0)],
         ["admin-from", None, None, "Networks (CIDR[,CIDR]) besides loopback that may use /__admin/ over plain HTTP.",
-         observe.admin_networks],
+         admin_networks],
     ]
+
+    def opt_listen(self, description: str) -> None:
+        """An endpoint to serve (repeatable): tcp:8001, mtls:8443, unix:/path/mockllm.sock, ...
+
+        With --listen, only the listeners given are served (plus --http-port/--https-port if
+        given too).
+        """
+        if not description.strip():
+            raise usage.UsageError("--listen needs an endpoint description such as tcp:8001 or mtls:8443")
+        self.setdefault("listen", []).append(description)
 
     def opt_client_cert(self, value: str) -> None:
         """required|optional: whether a client certificate is required."""
-        if value not in tls.CLIENT_CERT_MODES:
+        if value not in CLIENT_CERT_MODES:
             raise usage.UsageError(f"--client-cert must be required or optional, not {value!r}")
         self["client-cert"] = value
 
     def opt_tls_fault(self, value: str) -> None:
         """One of expired-server-cert, wrong-host, untrusted-server-cert."""
-        if value not in pki.TLS_FAULTS:
-            raise usage.UsageError(f"--tls-fault must be one of {', '.join(pki.TLS_FAULTS)}, not {value!r}")
+        if value not in TLS_FAULTS:
+            raise usage.UsageError(f"--tls-fault must be one of {', '.join(TLS_FAULTS)}, not {value!r}")
         self["tls-fault"] = value
 
     def opt_models(self, value: str) -> None:
@@ -186,6 +206,7 @@ class Options(usage.Options):
                 self[name] = _positive_int(name, self[name], minimum=0, maximum=MAX_MS)
         if self["no-http"] and not self.listeners_left():
             raise usage.UsageError("nothing to serve: every listener is disabled")
+        self.setdefault("listen", [])
         if (self["tls-cert"] is None) != (self["tls-key"] is None):
             raise usage.UsageError("--tls-cert and --tls-key go together: give both or neither")
         if self["no-https"] and self["tls-fault"]:
@@ -193,7 +214,7 @@ class Options(usage.Options):
 
     def listeners_left(self) -> bool:
         """Whether any listener other than plain HTTP is enabled."""
-        return not self["no-https"]
+        return not self["no-https"] or bool(self.get("listen"))
 
 
 def _recording(handler, given: set[str]):
@@ -259,57 +280,6 @@ TLS_OPTIONS = {
 }
 
 
-def tcp_endpoint(reactor, host: str, port: int, backlog: int):
-    """A TCP server endpoint for ``host`` (IPv4 or IPv6) with a real backlog."""
-    if ":" in host:
-        return TCP6ServerEndpoint(reactor, port, backlog=backlog, interface=host)
-    return TCP4ServerEndpoint(reactor, port, backlog=backlog, interface=host)
-
-
-def url_host(host: str) -> str:
-    """``host`` as it goes in a URL (IPv6 in brackets; the wildcard as localhost)."""
-    if host in tls.WILDCARDS:
-        return "localhost"
-    return f"[{host}]" if ":" in host else host
-
-
-def http_announcement(host: str) -> "callable":
-    """A function describing a plain HTTP listener with a curl command to paste."""
-
-    def announce(port: IListeningPort) -> str:
-        base = f"http://{url_host(host)}:{port.getHost().port}"
-        return (
-            f"mockllm: HTTP on {base} -- try: curl {base}/v1/chat/completions "
-            f"-H 'Content-Type: application/json' -d '{EXAMPLE_BODY}'"
-        )
-
-    return announce
-
-
-def https_announcement(host: str, dev: pki.DevPKI | None) -> "callable":
-    """A function describing the mTLS listener with a curl command to paste."""
-
-    name = url_host(tls.client_name(host))
-
-    def announce(port: IListeningPort) -> str:
-        number = port.getHost().port
-        if dev is not None:
-            curl = dev.curl_command(number, name)
-        else:
-            curl = f"curl --cacert SERVER-CA.pem --cert CLIENT.pem --key CLIENT.key https://{name}:{number}/v1/models"
-        return f"mockllm: HTTPS (mTLS) on https://{name}:{number} -- try: {curl}"
-
-    return announce
-
-
-def build_app(config: Config, reactor, seed: int | None = None, scenarios: ScenarioRunner | None = None) -> MockLLM:
-    """The app for ``config``, on ``reactor``'s clock (``scenarios``: the built-ins and ``config``'s, on ``default``)."""
-    if scenarios is None:
-        definitions = define(discover().scenarios, config.scenarios)
-        scenarios = ScenarioRunner(definitions, reactor, seed=seed, responses=config.responses)
-    return MockLLM(config, reactor, rng=random.Random(seed), scenarios=scenarios)
-
-
 def scenario_runner(options: Options, config: Config, reactor) -> ScenarioRunner:
     """The scenario layer the options ask for (their ``definitions``, ``--scenario``, ``--seed``)."""
     if options.definitions is None:
@@ -321,18 +291,28 @@ def scenario_runner(options: Options, config: Config, reactor) -> ScenarioRunner
     )
 
 
-def add_https_listener(top: MultiService, config: Config, site: object, reactor) -> tls.ReloadableServerTLS:
-    """The mTLS listener (and its SIGHUP reload) as children of ``top``; exits on unusable material."""
-    server: ServerConfig = config.server
-    try:
-        server_tls, dev = tls.server_tls_from_config(config.tls, server.host)
-    except tls.TLSConfigError as e:
-        raise SystemExit(f"mockllm: HTTPS: {e}") from None
-    endpoint = SSL4ServerEndpoint(reactor, server.port, server_tls, backlog=server.backlog, interface=server.host)
-    description = f"HTTPS (mTLS) on {server.host}:{server.port}"
-    ListenerService(endpoint, site, description, https_announcement(server.host, dev)).setServiceParent(top)
-    tls.TLSReloadService(server_tls, reactor).setServiceParent(top)
-    return server_tls
+def observe_config(options: Options) -> ObserveConfig:
+    """The journal and request log the options ask for."""
+    return ObserveConfig(
+        journal_size=options["journal-size"],
+        request_log=options["request-log"],
+        request_log_max_bytes=options["request-log-max-bytes"],
+        request_log_keep=options["request-log-keep"],
+    )
+
+
+def listeners(options: Options, config: Config) -> list[Listener]:
+    """What to serve: the ``--listen`` endpoints (with the shorthand ports given too), else the configuration's."""
+    given = options.get("listen") or []
+    if not given:
+        return listen_descriptions(config)
+    server = replace(
+        config.server,
+        http_port=config.server.http_port if options.was_given("http-port") else None,
+        port=config.server.port if options.was_given("https-port") else None,
+    )
+    shorthand = listen_descriptions(replace(config, server=server))
+    return shorthand + [Listener(description, description) for description in given]
 
 
 def makeService(options: Options) -> IService:
@@ -340,20 +320,11 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     config = config_from_options(options)
-    app = build_app(config, reactor, options["seed"], scenario_runner(options, config, reactor))
-    site = ConnectionLimit(MockSite(app.resource()), config.server.max_connections, reactor, app.record)
-    top = MultiService()
-    StoppingMarker(app).setServiceParent(top)
-    observe.from_options(options).attach(app, top)
-    server: ServerConfig = config.server
-    if server.http_port is not None:
-        endpoint = tcp_endpoint(reactor, server.host, server.http_port, server.backlog)
-        listener = ListenerService(endpoint, site, f"HTTP on {server.host}:{server.http_port}", http_announcement(server.host))
-        listener.setServiceParent(top)
-    if server.port is not None:
-        app.server_tls = add_https_listener(top, config, site, reactor)
-        app.server_tls.on_handshake = app.metrics.handshake
+    scenarios = scenario_runner(options, config, reactor)
+    access = None if options["no-admin"] else AdminAccess(options["admin-from"] or ())
+    observers = Observers.from_config(observe_config(options))
+    top, _ = build(config, reactor, scenarios, observers, access, listeners(options, config), options["seed"])
     return top
 
 
-__all__ = ["Options", "makeService", "config_from_options", "ResponsesConfig"]
+__all__ = ["Options", "config_from_options", "makeService"]

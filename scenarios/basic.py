@@ -11,8 +11,7 @@ from typing import Any, Mapping
 
 from zope.interface import implementer
 
-from mockllm.plan import PlanPart
-from mockllm.scenario import COMMON, IScenario, Parameter
+from mockllm.scenario import COMMON, IScenario, Parameter, PlanPart
 
 
 @implementer(IScenario)

@@ -11,9 +11,22 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from mockllm.plan import ChunkFault, Fault, PlanPart, StatusFault, StreamTiming, TimeoutFault
-from mockllm.scenario import COMMON, IScenario, Parameter, ScenarioState, decimal, milliseconds, statuses
-from mockllm.validation import CompletionRequest
+from mockllm.scenario import (
+    COMMON,
+    ChunkFault,
+    CompletionRequest,
+    Fault,
+    IScenario,
+    Parameter,
+    PlanPart,
+    ScenarioState,
+    StatusFault,
+    StreamTiming,
+    TimeoutFault,
+    decimal,
+    milliseconds,
+    statuses,
+)
 
 
 @implementer(IScenario)

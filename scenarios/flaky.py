@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from mockllm.plan import PlanPart, StatusFault
-from mockllm.scenario import IScenario, Parameter, ScenarioState, whole
+from mockllm.scenario import IScenario, Parameter, PlanPart, ScenarioState, StatusFault, whole
 
 #: The most requests ``fail_first`` may fail per key.
 MAX_FAIL_FIRST = 1_000_000_000

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from mockllm.errors import rate_limit_headers
-from mockllm.plan import PlanPart, StatusFault
-from mockllm.scenario import IScenario, Parameter, ScenarioState, whole
-from mockllm.validation import CompletionRequest
+from mockllm.scenario import CompletionRequest, IScenario, Parameter, PlanPart, ScenarioState, StatusFault, rate_limit_headers, whole
 
 
 #: The largest allowance per minute (either bucket): far above any real tier, small enough

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from mockllm import content
-from mockllm.plan import PlanPart, StreamTiming
-from mockllm.scenario import IScenario, Parameter, ScenarioState, decimal, milliseconds
-from mockllm.validation import CompletionRequest
+from mockllm.scenario import (
+    CompletionRequest,
+    IScenario,
+    Parameter,
+    PlanPart,
+    ScenarioState,
+    StreamTiming,
+    count_tokens,
+    decimal,
+    draw_reply,
+    milliseconds,
+)
 
 
 @implementer(IScenario)
@@ -38,8 +46,8 @@ class Realistic:
         inter_token = params["inter_token_ms"] / 1000
         if request.stream:
             return PlanPart(delay=0.0, timing=StreamTiming(first_token, inter_token, jitter))
-        reply = content.draw_reply(rng, request.texts[-1] if request.texts else "")
-        generation = content.count_tokens(reply) * inter_token * (1 + rng.uniform(-jitter, jitter))
+        reply = draw_reply(rng, request.texts[-1] if request.texts else "")
+        generation = count_tokens(reply) * inter_token * (1 + rng.uniform(-jitter, jitter))
         return PlanPart(delay=first_token + generation, content=reply)
 
 

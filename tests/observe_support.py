@@ -18,14 +18,19 @@ from twisted.application.service import MultiService
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from mockllm.admin import AdminAccess
-from mockllm.app import MockLLM
+from mockllm.admin.access import AdminAccess
+from mockllm.http.routes import MockLLM
 from mockllm.config import Config, ResponsesConfig
-from mockllm.journal import Journal
-from mockllm.metrics import Metrics
-from mockllm.observe import Observability
-from mockllm.plan import PlanPart, StatusFault
-from mockllm.requestlog import RequestLog
+from mockllm.observe.journal import Journal
+from mockllm.observe.metrics import Metrics
+from mockllm.server import Observers
+from mockllm.http.routes import route_templates
+from mockllm.admin.api import Admin
+from mockllm.behaviour.scenarios import IScenarioControl
+from mockllm.tls.identity import PeerIdentities
+from zope.interface import implementer
+from mockllm.behaviour.plan import PlanPart, StatusFault
+from mockllm.observe.requestlog import RequestLog
 from tests.support import CHAT_BODY, RawHTTP, make_app
 
 #: A config whose streams pause 10 ms between chunks.
@@ -34,6 +39,7 @@ PATH = "/v1/chat/completions"
 STREAM_BODY = {**CHAT_BODY, "stream": True}
 
 
+@implementer(IScenarioControl)
 class FakeScenarios:
     """Scenarios ``calm`` (no opinion) and ``broken`` (status ``params["status"]``, default 503)."""
 
@@ -90,13 +96,26 @@ def observed_app(
     journal_size: int = 100,
     **kwargs: Any,
 ) -> Observed:
-    """An app on a ``task.Clock`` wired like ``makeService`` wires one (``kwargs`` go to :class:`MockLLM`)."""
+    """An app on a ``task.Clock`` wired like ``mockllm.server.build`` wires one.
+
+    ``server_tls`` goes to the admin API; ``observers`` replace the standard ones; the other
+    ``kwargs`` go to :class:`MockLLM`.
+    """
     scenarios = kwargs.pop("scenarios", None) or FakeScenarios()
-    app, clock = make_app(config, scenarios=scenarios, **kwargs)
+    server_tls = kwargs.pop("server_tls", None)
     if admin and access is None:
         access = AdminAccess()
-    pieces = Observability(Journal(journal_size), Metrics(), request_log, access if admin else None)
-    pieces.attach(app, MultiService())
+    pieces = Observers(Journal(journal_size), Metrics(route_templates()), request_log)
+    observers = kwargs.pop("observers", None) or pieces.observers()
+    peers = PeerIdentities()
+    identify = kwargs.get("identify")
+    admin_resource = Admin(pieces.journal, scenarios, access, server_tls, peers, identify).resource() if admin else None
+    app, clock = make_app(
+        config, scenarios=scenarios, observers=observers, admin=admin_resource, metrics=pieces.metrics,
+        peers=peers, **kwargs,
+    )
+    if request_log is not None:
+        request_log.setServiceParent(MultiService())
     return Observed(app, clock, pieces.journal, pieces.metrics, scenarios)
 
 

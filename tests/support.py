@@ -29,9 +29,9 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from mockllm.app import MockLLM
+from mockllm.http.routes import MockLLM
 from mockllm.config import Config
-from mockllm.listen import MockSite
+from mockllm.http.site import MockSite
 
 SCHEMAS = Path(__file__).parent / "schemas"
 CHAT_BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
@@ -96,7 +96,7 @@ class RawHTTP:
     """One HTTP/1.1 connection to an app's real ``Site``, over a ``StringTransport``."""
 
     def __init__(self, app: MockLLM, peer: str = "127.0.0.1") -> None:
-        self.site = MockSite(app.resource())
+        self.site = MockSite(app.resource(), app.config.server.max_body_bytes, app.record, app.clock)
         self.site.timeOut = None  # no idle timer on the real reactor
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 40000))
         self.protocol = self.site.buildProtocol(self.transport.getPeer())

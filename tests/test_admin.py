@@ -14,7 +14,7 @@ from twisted.python import usage
 from twisted.trial import unittest
 from zope.interface import alsoProvides
 
-from mockllm.admin import LOOPBACK, AdminAccess, parse_networks
+from mockllm.admin.access import LOOPBACK, AdminAccess, parse_networks
 from mockllm.scenario import ScenarioRunner, define, discover
 from mockllm.tap import Options
 from tests.observe_support import PATH, observed_app
@@ -248,7 +248,7 @@ class _Unswitchable:
 
     def plan(self, request: object, caller: object) -> tuple:
         """No opinion."""
-        from mockllm.plan import PlanPart
+        from mockllm.behaviour.plan import PlanPart
 
         return "default", PlanPart()
 

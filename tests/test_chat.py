@@ -10,7 +10,7 @@ import json
 from treq.testing import StubTreq
 from twisted.trial import unittest
 
-from mockllm import content
+from mockllm.behaviour import content
 from mockllm.config import Config, ResponsesConfig
 from tests.support import CHAT_BODY, RawHTTP, make_app, parse_sse, validate
 

@@ -10,8 +10,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
-from mockllm.connlimit import ConnectionLimit
-from mockllm.listen import MockSite
+from mockllm.http.connlimit import ConnectionLimit
+from mockllm.http.site import MockSite
 from tests.observe_support import observed_app
 from tests.test_metrics import scrape
 

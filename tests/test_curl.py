@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial import unittest
 
-from mockllm.app import MockLLM
+from mockllm.http.routes import MockLLM
 from mockllm.config import Config, ResponsesConfig
 from tests.support import listen, parse_sse, validate
 

@@ -274,11 +274,12 @@ class ShutdownOutcomeTests(FaultCase):
 
     def test_server_shutdown(self) -> None:
         """After StoppingMarker.stopService, a cut request's outcome is server-shutdown; before, client-disconnected."""
-        from mockllm.app import StoppingMarker
+        from mockllm.http.exchanges import Lifecycle, StoppingMarker
 
         finished = Finished()
-        self.app, self.clock = make_app(observers=[finished])
-        marker = StoppingMarker(self.app)
+        lifecycle = Lifecycle()
+        self.app, self.clock = make_app(observers=[finished], lifecycle=lifecycle)
+        marker = StoppingMarker(lifecycle)
         marker.startService()
         self.send(PATH + "?delay=1000").disconnect()
         marker.stopService()

@@ -9,12 +9,12 @@ import json
 
 from twisted.trial import unittest
 
-from mockllm.errors import APIError
-from mockllm.exchange import COMPLETED, CUT, DISCONNECTED
-from mockllm.journal import Journal, JournalQuery
-from mockllm.record import REDACTED, Recorder, redact_headers
-from tests.observe_support import PATH, STREAM_BODY, ObservedCase, observed_app
-from tests.support import CHAT_BODY, RawHTTP
+from mockllm.behaviour.errors import APIError
+from mockllm.observe.exchange import COMPLETED, CUT, DISCONNECTED
+from mockllm.observe.journal import Journal, JournalQuery
+from mockllm.observe.record import REDACTED, Recorder, redact_headers
+from tests.observe_support import PATH, STREAMING, STREAM_BODY, ObservedCase, observed_app
+from tests.support import CHAT_BODY, RawHTTP, make_app
 
 
 class RecordTests(ObservedCase):
@@ -80,9 +80,11 @@ class RecordTests(ObservedCase):
 
     def test_body_capped_with_original_size(self) -> None:
         """Bodies beyond the cap are cut, with the original size and a flag."""
-        self.o.app.observers = [Recorder([self.o.journal.add], body_cap=10)]
-        self.send()
-        request = self.only_record()["request"]
+        journal = Journal(10)
+        app, _ = make_app(STREAMING, observers=[Recorder([journal.add], body_cap=10)])
+        RawHTTP(app).send("POST", PATH, CHAT_BODY)
+        (record,) = journal.query()
+        request = record["request"]
         self.assertEqual(len(request["body"]), 10)
         self.assertEqual(request["body_bytes"], len(json.dumps(CHAT_BODY)))
         self.assertTrue(request["body_truncated"])

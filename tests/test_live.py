@@ -12,7 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from mockllm.app import MockLLM
+from mockllm.http.routes import MockLLM
 from mockllm.config import Config, ResponsesConfig
 from tests.support import CHAT_BODY, listen, parse_sse, treq_client, validate
 

@@ -11,7 +11,8 @@ from collections import Counter
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial import unittest
 
-from mockllm.metrics import UNMATCHED, Metrics, RouteNames
+from mockllm.http.routes import route_templates
+from mockllm.observe.metrics import UNMATCHED, Metrics, RouteNames
 from tests.observe_support import PATH, STREAM_BODY, ObservedCase, observed_app
 from tests.support import RawHTTP, make_app
 
@@ -115,7 +116,7 @@ class RegistryTests(unittest.TestCase):
         self.assertEqual(names("/v1/models"), "/v1/models")
         self.assertEqual(names("/v1/models/org/x"), "/v1/models/<path:model_id>")
         self.assertEqual(names("/wp-admin.php"), UNMATCHED)
-        self.assertEqual(Metrics().route_of("/v1/completions"), "/v1/completions")
+        self.assertEqual(Metrics(route_templates()).route_of("/v1/completions"), "/v1/completions")
 
     def test_no_metrics_is_404(self) -> None:
         """An app built without metrics answers ``/metrics`` like any unknown URL."""

@@ -16,8 +16,10 @@ from twisted.internet import defer
 from twisted.python import usage
 from twisted.trial import unittest
 
-from mockllm import pki, tap
-from mockllm.listen import ListenerService
+from mockllm import tap
+from mockllm.tls import pki
+from mockllm.tls.server import ReloadableServerTLS
+from mockllm.http.listen import ListenerService
 from tests import tls_support as ts
 
 
@@ -203,16 +205,15 @@ class SIGHUPTests(unittest.TestCase):
             dev.path(name).unlink()
             pki.write_new(dev.path(name), data, private)
         reloaded = ts.HandshakeLog()
-        from mockllm import tls
 
-        original = tls.ReloadableServerTLS._use
+        original = ReloadableServerTLS._use
 
         def use(self_, material):
             warnings = original(self_, material)
             reloaded(True, "reloaded")
             return warnings
 
-        self.patch(tls.ReloadableServerTLS, "_use", use)
+        self.patch(ReloadableServerTLS, "_use", use)
         os.kill(os.getpid(), signal.SIGHUP)
         yield reloaded.wait()
         client = yield ts.in_thread(ts.BlockingClient, ports["HTTPS"], ts.client_context(dev))

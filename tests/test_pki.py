@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.trial import unittest
 
-from mockllm import pki
+from mockllm.tls import pki
 from mockllm.__main__ import main
 from tests import tls_support as ts
 

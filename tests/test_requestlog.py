@@ -18,14 +18,15 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial import unittest
 
 from mockllm import tap
-from mockllm.admin import AdminAccess
-from mockllm.app import MockLLM
+from mockllm.admin.access import AdminAccess
+from mockllm.http.routes import MockLLM
 from mockllm.config import Config, ResponsesConfig
-from mockllm.console import ConsoleLog
-from mockllm.journal import Journal
-from mockllm.metrics import Metrics
-from mockllm.observe import Observability
-from mockllm.requestlog import RequestLog
+from mockllm.observe.console import ConsoleLog
+from mockllm.observe.journal import Journal
+from mockllm.observe.metrics import Metrics
+from mockllm.server import Observers
+from mockllm.http.routes import route_templates
+from mockllm.observe.requestlog import RequestLog
 from tests.observe_support import PATH, FakeScenarios, observed_app
 from tests.processes import spawn
 from tests.support import CHAT_BODY, RawHTTP, listen, treq_client
@@ -49,10 +50,11 @@ class SocketTests(unittest.TestCase):
     def setUp(self) -> None:
         self.path = self.mktemp()
         config = Config(responses=ResponsesConfig(stream_interval_ms=0))
-        self.app = MockLLM(config, reactor, rng=random.Random(0), scenarios=FakeScenarios())
-        self.pieces = Observability(Journal(100), Metrics(), RequestLog(self.path), AdminAccess())
+        self.pieces = Observers(Journal(100), Metrics(route_templates()), RequestLog(self.path))
+        self.app = MockLLM(config, reactor, rng=random.Random(0), scenarios=FakeScenarios(),
+                           observers=self.pieces.observers(), metrics=self.pieces.metrics)
         top = MultiService()
-        self.pieces.attach(self.app, top)
+        self.pieces.request_log.setServiceParent(top)
         top.startService()
         self.addCleanup(top.stopService)
         self.url = listen(self, self.app)
@@ -168,8 +170,7 @@ class ConsoleTests(unittest.TestCase):
     def test_line(self) -> None:
         """The event formats as one line with method, path, status, ms, fault, scenario and id; no body."""
         events: list[dict] = []
-        o = observed_app(admin=False)
-        o.app.observers = [ConsoleLog(Logger(observer=events.append))]
+        o = observed_app(admin=False, observers=[ConsoleLog(Logger(observer=events.append))])
         conn = RawHTTP(o.app).send("POST", PATH + "?fail=429&delay=120", {**CHAT_BODY, "user": "secret-words"})
         o.clock.advance(0.12)
         (event,) = events
@@ -183,8 +184,7 @@ class ConsoleTests(unittest.TestCase):
     def test_line_with_reason(self) -> None:
         """A refused request's line ends with the reason."""
         events: list[dict] = []
-        o = observed_app(admin=False)
-        o.app.observers = [ConsoleLog(Logger(observer=events.append))]
+        o = observed_app(admin=False, observers=[ConsoleLog(Logger(observer=events.append))])
         RawHTTP(o.app).send("POST", PATH, b"[]")
         self.assertIn(" 400 0ms fault=none scenario=- completed req_", formatEvent(events[0]))
         self.assertIn("error='Invalid type for request body", formatEvent(events[0]))

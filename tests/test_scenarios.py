@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
 import socket
 import sys
@@ -27,14 +28,16 @@ from twisted.python import usage
 from twisted.trial import unittest
 
 from mockllm import tap
-from mockllm.caller import Caller
+from mockllm.behaviour.caller import Caller
 from mockllm.config import Config, ResponsesConfig
-from mockllm.content import count_tokens
-from mockllm.connlimit import LINGER, ConnectionLimit
-from mockllm.listen import ListenerService, MockSite
-from mockllm.plan import ChunkFault, PlanPart, StatusFault
+from mockllm.behaviour.content import count_tokens
+from mockllm.http.connlimit import LINGER, ConnectionLimit
+from mockllm.http.listen import ListenerService
+from mockllm.http.routes import MockLLM
+from mockllm.http.site import MockSite
+from mockllm.behaviour.plan import ChunkFault, PlanPart, StatusFault
 from mockllm.scenario import SHADOWED, ScenarioRunner, UnknownScenario, define, discover
-from mockllm.validation import CompletionRequest
+from mockllm.behaviour.request import CompletionRequest
 from scenarios.ratelimited import request_tokens
 from tests.support import CHAT_BODY, RawHTTP, make_app, treq_client, validate
 
@@ -43,7 +46,7 @@ PATH = "/v1/chat/completions"
 
 DROP_IN = '''
 from zope.interface import implementer
-from mockllm.plan import PlanPart, StatusFault
+from mockllm.behaviour.plan import PlanPart, StatusFault
 from mockllm.scenario import IScenario, Parameter, whole
 
 
@@ -90,11 +93,12 @@ def plans(run: ScenarioRunner, count: int, request: CompletionRequest | None = N
 def scenario_app(current: str = "default", config: Config | None = None, seed: int = 0, **params):
     """An app (on a clock) whose scenario layer is a runner on ``current``."""
     config = config or Config()
-    app, clock = make_app(config, seed)
+    clock = Clock()
+    clock.advance(1_700_000_000)
     run = ScenarioRunner(define(discover().scenarios, config.scenarios), clock, current, seed, config.responses)
     if params:
         run.switch(current, params)
-    app.scenarios = run
+    app = MockLLM(config, clock, rng=random.Random(seed), scenarios=run)
     return app, clock
 
 
@@ -749,9 +753,11 @@ class ServiceTests(unittest.TestCase):
         self.assertIsInstance(listener.factory, ConnectionLimit)
         self.assertEqual(listener.factory.limit, 5)
 
-    def test_build_app_default(self) -> None:
-        """``build_app`` alone gives the built-ins and the configuration's scenarios, on default."""
+    def test_default_scenarios(self) -> None:
+        """``default_scenarios`` alone gives the built-ins and the configuration's scenarios, on default."""
+        from mockllm.server import default_scenarios
+
         config = replace(Config(), scenarios={"quick": {"default_delay_ms": 1}})
-        app = tap.build_app(config, Clock(), seed=1)
-        self.assertEqual(app.scenarios.current, "default")
-        self.assertIn("quick", app.scenarios.describe()["available"])
+        runner = default_scenarios(config, Clock(), seed=1)
+        self.assertEqual(runner.current, "default")
+        self.assertIn("quick", runner.describe()["available"])

@@ -5,9 +5,10 @@ same way, whatever other keys do in between, and ``reset`` starts it again.
 
 from __future__ import annotations
 
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from mockllm import content
+from mockllm.behaviour import content
 from mockllm.scenario import ScenarioRunner, define, discover
 from tests.support import CHAT_BODY, RawHTTP, make_app
 
@@ -19,9 +20,9 @@ class PerKeySeedTests(unittest.TestCase):
 
     def replies(self, keys: list[str], runner: ScenarioRunner | None = None) -> tuple[list[str], ScenarioRunner]:
         """The reply text for one request per entry of ``keys``, on a seeded server."""
-        app, clock = make_app()
+        clock = runner.clock if runner else Clock()
         runner = runner or ScenarioRunner(define(discover().scenarios), clock, seed=7)
-        app.scenarios = runner
+        app, _ = make_app(scenarios=runner)
         texts = []
         for key in keys:
             conn = RawHTTP(app).send("POST", PATH, CHAT_BODY, {"X-Mock-Key": key})

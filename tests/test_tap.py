@@ -14,7 +14,7 @@ from twisted.python import usage
 from twisted.trial import unittest
 
 from mockllm import tap
-from mockllm.listen import ListenerService
+from mockllm.http.listen import ListenerService
 from tests.processes import spawn
 from tests.support import treq_client
 

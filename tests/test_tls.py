@@ -1,5 +1,5 @@
 """
-Real TLS over loopback against L{mockllm.tls.ReloadableServerTLS}: who gets
+Real TLS over loopback against L{mockllm.ReloadableServerTLS}: who gets
 in, who is refused at the handshake, identity, reload and TLS faults.
 """
 
@@ -22,17 +22,21 @@ from twisted.web.client import Agent, readBody
 from twisted.internet import reactor
 from twisted.web.server import Site
 
-from mockllm import identity, pki, tls
+from mockllm.tls import identity, pki
+from mockllm.tls.material import certificate_names, name_warnings
+from mockllm.tls.interfaces import TLSConfigError
+from mockllm.tls.reload import detached, reload_response
+from mockllm.tls.server import ReloadableServerTLS
 from tests import tls_support as ts
 from tests.observe_support import observed_app
 from tests.support import RawHTTP
 
 
-def make_tls(dev: pki.DevPKI, **kwargs) -> tls.ReloadableServerTLS:
+def make_tls(dev: pki.DevPKI, **kwargs) -> ReloadableServerTLS:
     """
     The server's connection creator for the files of C{dev}.
     """
-    return tls.ReloadableServerTLS(
+    return ReloadableServerTLS(
         dev.path("server.pem"), dev.path("server.key"), dev.path("ca.pem"), **kwargs
     )
 
@@ -245,7 +249,7 @@ class CABundleTests(unittest.TestCase):
         pki.write_new(dev.path("client2.key"), second.key_pem(), private=True)
         bundle = dev.path("bundle.pem")
         pki.write_new(bundle, dev.path("ca.pem").read_bytes() + second_ca.cert_pem())
-        server = tls.ReloadableServerTLS(dev.path("server.pem"), dev.path("server.key"), bundle)
+        server = ReloadableServerTLS(dev.path("server.pem"), dev.path("server.key"), bundle)
         port, _ = ts.serve(self, server)
         first = yield ts.twisted_get(self, port, dev, "client")
         other = yield ts.twisted_get(self, port, dev, "client2")
@@ -340,7 +344,7 @@ class StartErrorTests(unittest.TestCase):
         """
         Building the server fails with a message naming C{path}.
         """
-        error = self.assertRaises(tls.TLSConfigError, make_tls, self.dev, **kwargs)
+        error = self.assertRaises(TLSConfigError, make_tls, self.dev, **kwargs)
         self.assertIn(str(path), str(error))
         return str(error)
 
@@ -397,7 +401,7 @@ class StartErrorTests(unittest.TestCase):
 
 class ReloadTests(unittest.TestCase):
     """
-    L{tls.ReloadableServerTLS.reload}: new handshakes get the new material,
+    L{ReloadableServerTLS.reload}: new handshakes get the new material,
     open connections keep theirs, a broken file keeps the old material.
     """
 
@@ -462,7 +466,7 @@ class ReloadTests(unittest.TestCase):
         """
         before = yield self.open_client()
         replace(self.dev.path("server.key"), b"not a key", True)
-        error = yield self.assertFailure(self.server.reload(), tls.TLSConfigError)
+        error = yield self.assertFailure(self.server.reload(), TLSConfigError)
         self.assertIn(str(self.dev.path("server.key")), str(error))
         after = yield self.open_client()
         self.assertEqual(after.server_cert(), before.server_cert())
@@ -516,7 +520,7 @@ class CancelledReloadTests(unittest.TestCase):
         certificate is in use once the reads finish.
         """
         fresh = self.new_server_cert()
-        response = tls.reload_response(self.server)
+        response = reload_response(self.server)
         response.cancel()
         self.failureResultOf(response, defer.CancelledError)
         self.finish_reads()
@@ -531,7 +535,7 @@ class CancelledReloadTests(unittest.TestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         replace(self.dev.path("server.key"), b"not a key", True)
-        response = tls.reload_response(self.server)
+        response = reload_response(self.server)
         response.cancel()
         self.failureResultOf(response, defer.CancelledError)
         self.finish_reads()
@@ -543,22 +547,22 @@ class CancelledReloadTests(unittest.TestCase):
         Without a cancellation the response fires with the outcome as before.
         """
         self.new_server_cert()
-        response = tls.reload_response(self.server)
+        response = reload_response(self.server)
         self.assertNoResult(response)
         self.finish_reads()
         self.assertEqual(self.successResultOf(response), (200, {"reloaded": True, "warnings": []}))
 
     def test_detached_failures(self):
         """
-        L{tls.detached} passes a failure on while someone waits, and logs
+        L{detached} passes a failure on while someone waits, and logs
         one that arrives after the wait was cancelled (never unhandled).
         """
         work = defer.Deferred()
-        waiting = tls.detached(work)
+        waiting = detached(work)
         work.errback(RuntimeError("disk on fire"))
         self.failureResultOf(waiting, RuntimeError)
         work = defer.Deferred()
-        waiting = tls.detached(work)
+        waiting = detached(work)
         waiting.cancel()
         self.assertNoResult(work)
         work.errback(RuntimeError("disk on fire"))
@@ -572,8 +576,7 @@ class CancelledReloadTests(unittest.TestCase):
         ends gets nothing, and the reload still happens.
         """
         fresh = self.new_server_cert()
-        observed = observed_app()
-        observed.app.server_tls = self.server
+        observed = observed_app(server_tls=self.server)
         conn = RawHTTP(observed.app).send("POST", "/__admin/reload-tls")
         self.assertEqual(len(self.reads), 1)
         conn.disconnect()
@@ -645,7 +648,7 @@ class FaultTests(unittest.TestCase):
         """
         Faults signed by the real CA cannot be made without its key.
         """
-        error = self.assertRaises(tls.TLSConfigError, make_tls, self.dev, fault="wrong-host")
+        error = self.assertRaises(TLSConfigError, make_tls, self.dev, fault="wrong-host")
         self.assertIn("CA key", str(error))
 
 
@@ -690,7 +693,7 @@ class NameWarningTests(unittest.TestCase):
     def test_names(self) -> None:
         """The dev certificate names localhost and loopback; another host is warned about, naming the file."""
         cert = x509.load_pem_x509_certificate(ts.shared_pki().path("server.pem").read_bytes())
-        self.assertTrue({"localhost", "127.0.0.1", "::1"} <= tls.certificate_names(cert))
-        self.assertEqual(tls.name_warnings(cert, "certs/server.pem", "127.0.0.1"), [])
-        [warning] = tls.name_warnings(cert, "certs/server.pem", "127.0.0.2")
+        self.assertTrue({"localhost", "127.0.0.1", "::1"} <= certificate_names(cert))
+        self.assertEqual(name_warnings(cert, "certs/server.pem", "127.0.0.1"), [])
+        [warning] = name_warnings(cert, "certs/server.pem", "127.0.0.2")
         self.assertIn("certs/server.pem is not for 127.0.0.2", warning)

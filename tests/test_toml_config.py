@@ -14,8 +14,8 @@ from twisted.trial import unittest
 from mockllm import tap
 from mockllm.config import Config
 from mockllm.scenario import define, discover
-from mockllm.pki import TLS_FAULTS
-from mockllm.toml_config import ConfigError, load_config, parse_config
+from mockllm.config import TLS_FAULTS
+from mockllm.config.toml import ConfigError, load_config, parse_config
 from tests.support import CHAT_BODY, RawHTTP
 from tests.test_scenarios import scenario_app
 

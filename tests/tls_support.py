@@ -27,7 +27,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from mockllm import identity, pki
+from mockllm.tls import identity, pki
 
 _pki_dir: Optional[Path] = None
 

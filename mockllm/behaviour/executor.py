@@ -1,0 +1,206 @@
+"""
+The executor: runs one answer's script of steps on a request, on the injected clock.
+
+:class:`Executor` is an ``IPushProducer``.  It pulls steps lazily from the script (an open
+stream holds one rendered event, not the whole reply), writes bytes, waits on the clock,
+holds back while the transport is paused, and ends the answer as the script says: normally
+(the Deferred from :meth:`Executor.run` fires and Klein finishes the request), by closing the
+connection (FIN) or by resetting it (RST).  It registers itself as the request's producer
+only once the script waits or streams, and unregisters before the answer ends.  Cancelling
+the Deferred (Klein does so when the client goes away) cancels the pending timer and
+unregisters the producer; the request is never finished after a disconnect.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Callable, Iterable, Iterator, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.web.iweb import IRequest
+from zope.interface import implementer
+
+from mockllm.behaviour.steps import (
+    Abort,
+    Close,
+    Count,
+    Event,
+    Finish,
+    HeaderPairs,
+    Head,
+    Step,
+    Wait,
+    Write,
+    reason_phrase,
+)
+
+_FINISH = Finish()
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+class Progress(Protocol):
+    """What the executor keeps up to date as the answer goes out (an exchange)."""
+
+    started: float
+    status: int | None
+    first_byte_at: float | None
+    first_token_at: float | None
+    events_sent: int
+    completion_tokens: int
+    outcome: str | None
+    response_body: bytes | None
+
+
+@implementer(IPushProducer)
+class Executor:
+    """Runs ``steps`` on ``request``; ``timing_headers(elapsed)`` adds the dialect's timing headers."""
+
+    def __init__(
+        self,
+        request: IRequest,
+        clock: IReactorTime,
+        steps: Iterable[Step],
+        progress: Progress,
+        timing_headers: Callable[[float], HeaderPairs],
+    ) -> None:
+        self._request = request
+        self._clock = clock
+        self._steps: Iterator[Step] = iter(steps)
+        self._progress = progress
+        self._timing_headers = timing_headers
+        self._paused = False
+        self._registered = False
+        self._ended = False
+        self._timer: IDelayedCall | None = None
+        self._done: Deferred[bytes] = Deferred(self._cancel)
+
+    def run(self) -> bytes | Deferred[bytes]:
+        """Start; ``b""`` if the whole script ran at once, else a Deferred firing when the answer ends."""
+        self._advance()
+        if self._done.called:
+            return b""
+        return self._done
+
+    def _advance(self) -> None:
+        """Run steps until one waits, the transport pauses, or the answer ends."""
+        while not (self._paused or self._timer is not None or self._ended):
+            step = next(self._steps, _FINISH)
+            kind = type(step)
+            if kind is Write:
+                self._write(step.data)
+            elif kind is Event:
+                self._event(step)
+            elif kind is Wait:
+                if step.seconds > 0:
+                    self._register()
+                    self._timer = self._clock.callLater(step.seconds, self._tick)
+            elif kind is Head:
+                self._head(step)
+            elif kind is Count:
+                self._progress.completion_tokens = step.completion_tokens
+            elif kind is Finish:
+                self._end(step.outcome)
+                self._done.callback(b"")
+            else:
+                self._drop(step)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if not self._paused:
+            self._advance()
+
+    def _write(self, data: bytes) -> None:
+        """Write body bytes (kept as the exchange's response body)."""
+        if data:
+            progress = self._progress
+            body = progress.response_body
+            progress.response_body = data if body is None else body + data
+        self._request.write(data)
+
+    def _head(self, step: Head) -> None:
+        request, now = self._request, self._clock.seconds()
+        progress = self._progress
+        progress.status = step.status
+        progress.first_byte_at = now
+        request.setResponseCode(step.status, reason_phrase(step.status).encode("ascii"))
+        for name, value in step.headers:
+            request.setHeader(name, value)
+        for name, value in self._timing_headers(now - progress.started):
+            request.setHeader(name, value)
+
+    def _event(self, step: Event) -> None:
+        self._register()
+        progress = self._progress
+        progress.events_sent += 1
+        if step.first_token and progress.first_token_at is None:
+            progress.first_token_at = self._clock.seconds()
+        self._request.write(step.data)
+
+    def _register(self) -> None:
+        if not self._registered:
+            self._registered = True
+            self._request.registerProducer(self, True)
+
+    def _end(self, outcome: str | None) -> None:
+        """Stop for good: unregister, and record ``outcome`` if the script named one."""
+        self._ended = True
+        if self._registered:
+            self._registered = False
+            self._request.unregisterProducer()
+        if outcome is not None:
+            self._progress.outcome = outcome
+
+    def _drop(self, step: Close | Abort) -> None:
+        """End by closing (FIN) or resetting (RST) the connection; Klein then cancels the Deferred."""
+        self._end(step.outcome)
+        transport = self._request.channel.transport
+        if isinstance(step, Close):
+            transport.loseConnection()
+            return
+        sock = _socket_under(transport)
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        transport.abortConnection()
+
+    def _cancel(self, _: Deferred) -> None:
+        """The client went away: drop the timer and the producer registration."""
+        self._paused = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._registered and self._request.channel is not None:
+            self._request.unregisterProducer()
+        self._registered = False
+        self._ended = True
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: run no further step until resumed."""
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        """The transport drained: carry on where the script stands."""
+        if self._ended:
+            return
+        self._paused = False
+        if self._timer is None:
+            self._advance()
+
+    def stopProducing(self) -> None:
+        """The connection is closing: stop; Klein cancels the Deferred, which cleans up."""
+        self._paused = True
+
+
+def _socket_under(transport: object) -> socket.socket | None:
+    """The TCP socket under ``transport`` (through a TLS layer), or ``None`` (e.g. in memory)."""
+    for _ in range(3):
+        handle = transport.getHandle() if hasattr(transport, "getHandle") else None
+        if isinstance(handle, socket.socket):
+            return handle
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return None
+    return None

@@ -1,0 +1,97 @@
+"""
+The vocabulary of answer scripts: what the executor can be told to do, one step at a time.
+
+The engine (:mod:`.engine`) writes a script as an iterator of these steps; the executor
+(:mod:`.executor`) runs it on the injected clock.  A dialect contributes :class:`Frame`
+objects (one stream event each), which the engine paces into :class:`Event` and
+:class:`Wait` steps.  Each fault is a place in a script: before :class:`Head` (nothing
+sent), after it, after event N, or mid-body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+
+#: ``(name, value)`` byte pairs.
+HeaderPairs = tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One event of a stream, as its dialect renders it."""
+
+    data: bytes
+    #: A lead frame (chat's role event) goes out at once; the first frame after the lead waits
+    #: the time to first token, each later one the inter-token pause.
+    lead: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Set the status and headers (they go out with the first byte written)."""
+
+    status: int
+    headers: HeaderPairs
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Write body bytes."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Write one stream event (counted in the exchange's ``events_sent``)."""
+
+    data: bytes
+    #: The first event carrying content: its time is the exchange's time to first token.
+    first_token: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Write nothing for ``seconds`` (on the injected clock)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """Record the answer's completion tokens (nothing is written)."""
+
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """End the answer normally; ``outcome`` overrides the exchange's (``cut-by-fault``)."""
+
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection cleanly (FIN) where the script stands; the answer ends there."""
+
+    outcome: str = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """Reset the connection (RST: ``SO_LINGER`` 0, then abort) where the script stands."""
+
+    outcome: str = "reset"
+
+
+Step = Head | Write | Event | Wait | Count | Finish | Close | Abort
+
+
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+def reason_phrase(status: int) -> str:
+    """The reason phrase for ``status`` (Twisted lacks some, such as 429's)."""
+    return _PHRASES.get(status, "Error")

@@ -1,0 +1,175 @@
+"""
+Value checks: one family used by the command line, the TOML file, scenario parameters and
+request controls.
+
+A *check* is a small callable ``value -> value`` that raises ``ValueError("<what was
+expected>")``; :func:`apply` turns that into a message naming where the value came from.
+:func:`ascii_whole` is the one parser of whole numbers written as text (query strings,
+headers, journal filters, options).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+#: A value check: returns the (possibly normalised) value or raises ``ValueError(expected)``.
+Check = Callable[[Any], Any]
+
+
+def ascii_whole(text: str, max_digits: int) -> int | None:
+    """``text`` as a whole number if it is 1 to ``max_digits`` ASCII digits, else ``None``.
+
+    ``str.isdigit`` alone also accepts characters such as ``"²"`` that ``int()`` refuses,
+    and ``int()`` refuses (or is slow on) thousands of digits.
+    """
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def _bounds_text(what: str, minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"{what} from {minimum} to {maximum}"
+    if minimum is not None:
+        return f"{what} >= {minimum}"
+    if maximum is not None:
+        return f"{what} <= {maximum}"
+    return what
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _in_bounds(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def whole(minimum: int | None = 0, maximum: int | None = None) -> Check:
+    """An integer (not a boolean) within ``[minimum, maximum]``."""
+    expected = _bounds_text("a whole number", minimum, maximum)
+
+    def check(value: Any) -> int:
+        if not _is_int(value) or not _in_bounds(value, minimum, maximum):
+            raise ValueError(expected)
+        return value
+
+    return check
+
+
+#: The longest duration any millisecond setting may ask for: one hour.  Delays, stream
+#: pauses and timeouts beyond it are refused when checked, so the arithmetic on them
+#: (seconds as floats, timers on the reactor) stays in range.
+MAX_MS = 3_600_000
+
+
+def milliseconds() -> Check:
+    """A duration in whole milliseconds, from 0 to :data:`MAX_MS` (one hour)."""
+    return whole(0, MAX_MS)
+
+
+def decimal(minimum: float | None = 0, maximum: float | None = None) -> Check:
+    """A number (integer or float) within ``[minimum, maximum]``, returned as a float."""
+    expected = _bounds_text("a number", minimum, maximum)
+
+    def check(value: Any) -> float:
+        if not (_is_int(value) or isinstance(value, float)) or not _in_bounds(value, minimum, maximum):
+            raise ValueError(expected)
+        return float(value)
+
+    return check
+
+
+def boolean() -> Check:
+    """``true`` or ``false``."""
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError("true or false")
+        return value
+
+    return check
+
+
+def text() -> Check:
+    """A non-empty string."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError("a non-empty string")
+        return value
+
+    return check
+
+
+def texts() -> Check:
+    """A non-empty array of non-empty strings, returned as a tuple."""
+
+    def check(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+            raise ValueError("a non-empty array of non-empty strings")
+        return tuple(value)
+
+    return check
+
+
+def paths() -> Check:
+    """A file path, or a non-empty array of them: returned as a string, or a tuple of strings."""
+    several = texts()
+
+    def check(value: Any) -> str | tuple[str, ...]:
+        if isinstance(value, str) and value:
+            return value
+        try:
+            return several(value)
+        except ValueError:
+            raise ValueError("a file path, or an array of file paths") from None
+
+    return check
+
+
+def statuses() -> Check:
+    """A non-empty array of HTTP error statuses (400-599), returned as a tuple."""
+
+    def check(value: Any) -> tuple[int, ...]:
+        if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and 400 <= v <= 599 for v in value):
+            raise ValueError("a non-empty array of HTTP error statuses (400 to 599)")
+        return tuple(value)
+
+    return check
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    """One of the strings ``choices``."""
+    expected = f"one of {', '.join(choices)}"
+
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(expected)
+        return value
+
+    return check
+
+
+def optional(check: Check, meaning: str) -> Check:
+    """``check``, or ``None`` (which means ``meaning``)."""
+
+    def check_optional(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValueError as error:
+            raise ValueError(f"{error}, or null ({meaning})") from None
+
+    return check_optional
+
+
+def apply(check: Check, value: Any, where: str) -> Any:
+    """``check(value)``, re-raising a failure as ``ValueError("<where>: expected ..., got ...")``."""
+    try:
+        return check(value)
+    except ValueError as error:
+        raise ValueError(f"{where}: expected {error}, got {value!r}") from None
+
+

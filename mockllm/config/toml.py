@@ -1,0 +1,130 @@
+"""
+The ``--config FILE`` loader: TOML (``tomllib``) into a :class:`~mockllm.config.Config`.
+
+The file uses the gpt-4o-mini plan's keys: ``[server]``, ``[tls]``,
+``[responses]``, ``[models]`` and ``[scenarios.NAME]`` tables.  Every other
+field of the matching config dataclass is accepted too (checked by its
+annotated type, with the checks of :mod:`mockllm.config.checks`).  Anything
+unknown, of the wrong type or impossible raises :class:`ConfigError`, whose
+message names the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from dataclasses import fields, replace
+from typing import Any, Mapping
+
+from mockllm.config.checks import Check, apply, boolean, decimal, milliseconds, one_of, paths, text, texts, whole
+from mockllm.config.model import TLS_FAULTS, Config, ModelsConfig, ResponsesConfig, ServerConfig, TLSConfig
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message says where and why."""
+
+
+# --- sections -------------------------------------------------------------------
+
+_PORT = whole(0, 65535)
+
+#: section -> (defaults, checks for the keys that need more than their type).
+SECTIONS: dict[str, tuple[object, dict[str, Check]]] = {
+    "server": (
+        ServerConfig(),
+        {"host": text(), "port": _PORT, "http_port": _PORT, "max_connections": whole(1), "backlog": whole(1),
+         "max_body_bytes": whole(1)},
+    ),
+    "tls": (TLSConfig(), {"fault": one_of(TLS_FAULTS), "ca_cert_path": paths()}),
+    "responses": (
+        ResponsesConfig(),
+        {
+            "default_delay_ms": milliseconds(),
+            "error_rate_percent": decimal(0, 100),
+            "stream_interval_ms": milliseconds(),
+            "timeout_ms": milliseconds(),
+            "max_delay_ms": milliseconds(),
+        },
+    ),
+    "models": (ModelsConfig(), {"available": texts()}),
+}
+
+_BY_TYPE: dict[object, Check] = {bool: boolean(), int: whole(None), float: decimal(None), str: text()}
+
+
+def _check_for_annotation(annotation: object) -> Check | None:
+    """The check implied by a dataclass field's type (``X | None`` checks as ``X``)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        real = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = real[0] if len(real) == 1 else None
+    if typing.get_origin(annotation) is tuple:
+        return texts()
+    return _BY_TYPE.get(annotation)
+
+
+def section_checks(section: str) -> dict[str, Check]:
+    """Every key ``[section]`` accepts, with its check."""
+    defaults, explicit = SECTIONS[section]
+    hints = typing.get_type_hints(type(defaults))
+    checks = {}
+    for f in fields(defaults):
+        check = explicit.get(f.name) or _check_for_annotation(hints[f.name])
+        checks[f.name] = check or (lambda value: value)
+    return checks
+
+
+def _parse_section(section: str, table: Any) -> object:
+    """The dataclass for ``[section]``: its defaults with the table's checked keys over them."""
+    defaults, _ = SECTIONS[section]
+    if not isinstance(table, dict):
+        raise ValueError(f"[{section}]: expected a table, got {table!r}")
+    checks = section_checks(section)
+    values = {}
+    for key, value in table.items():
+        if key not in checks:
+            raise ValueError(f"[{section}] {key}: unknown key; expected one of {', '.join(checks)}")
+        values[key] = apply(checks[key], value, f"[{section}] {key}")
+    return replace(defaults, **values)
+
+
+def _parse_scenarios(table: Any) -> dict[str, dict[str, object]]:
+    """``[scenarios.NAME]`` tables, each checked to be a table (their keys are checked by the scenario layer)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"[scenarios]: expected tables such as [scenarios.fast], got {table!r}")
+    parsed = {}
+    for name, body in table.items():
+        if not isinstance(body, dict):
+            raise ValueError(f"[scenarios.{name}]: expected a table of scenario settings, got {body!r}")
+        parsed[name] = dict(body)
+    return parsed
+
+
+def parse_config(document: Mapping[str, Any], base: Config | None = None) -> Config:
+    """A :class:`Config` from a parsed TOML document; ``ValueError`` names the bad key."""
+    config = base or Config()
+    changes: dict[str, object] = {}
+    for section, table in document.items():
+        if section == "scenarios":
+            changes["scenarios"] = _parse_scenarios(table)
+        elif section in SECTIONS:
+            changes[section] = _parse_section(section, table)
+        else:
+            known = ", ".join([*SECTIONS, "scenarios"])
+            raise ValueError(f"[{section}]: unknown section; expected one of {known}")
+    return replace(config, **changes)
+
+
+def load_config(path: str) -> Config:
+    """Read and check the TOML file at ``path``; :class:`ConfigError` says what is wrong with it."""
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the configuration file: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return parse_config(document)
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from None

@@ -1,0 +1,176 @@
+"""
+The chat completions dialect: ``POST /v1/chat/completions``, whole or streamed.
+
+Parses ``messages`` (roles, text or content parts) into the request model and renders a
+:class:`~mockllm.behaviour.reply.Reply` as a ``chat.completion`` or as
+``chat.completion.chunk`` events: a role event per choice (a lead frame), content pieces,
+tool-call deltas, a finish event, the usage event when ``stream_options.include_usage``
+asks for it, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, Mapping
+
+from mockllm.behaviour.content import prompt_tokens
+from mockllm.behaviour.errors import invalid_request
+from mockllm.behaviour.reply import Choice, Reply, Stamp
+from mockllm.behaviour.request import CompletionRequest
+from mockllm.behaviour.steps import Frame
+from mockllm.dialects.openai import (
+    ROLES,
+    SYSTEM_FINGERPRINT,
+    OpenAIDialect,
+    _check_common,
+    _check_model,
+    _wrong_type,
+    data_event,
+    dumps,
+    usage,
+)
+
+
+def _content_text(content: object, param: str) -> str:
+    """The text of a message's ``content`` (a string, parts, or null)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        texts = []
+        for i, part in enumerate(content):
+            if not isinstance(part, dict):
+                raise _wrong_type(f"{param}[{i}]", "an object", part)
+            text = part.get("text")
+            if isinstance(text, str):
+                texts.append(text)
+        return " ".join(texts)
+    raise _wrong_type(param, "one of a string or array of objects", content)
+
+
+def _message_texts(messages: object) -> tuple[str, ...]:
+    if messages is None:
+        raise invalid_request(
+            "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
+        )
+    if not isinstance(messages, list):
+        raise _wrong_type("messages", "an array", messages)
+    if not messages:
+        raise invalid_request(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            "messages",
+            "empty_array",
+        )
+    texts = []
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise _wrong_type(param, "an object", message)
+        role = message.get("role")
+        if role is None:
+            raise invalid_request(
+                f"Missing required parameter: '{param}.role'.", f"{param}.role", "missing_required_parameter"
+            )
+        if role not in ROLES:
+            supported = ", ".join(f"'{r}'" for r in ROLES)
+            raise invalid_request(
+                f"Invalid value: {json.dumps(role)}. Supported values are: {supported}.",
+                f"{param}.role",
+                "invalid_value",
+            )
+        texts.append(_content_text(message.get("content"), f"{param}.content"))
+    return tuple(texts)
+
+
+def _tool_calls(choice: Choice) -> list[dict[str, Any]]:
+    return [
+        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        for call in choice.tool_calls
+    ]
+
+
+def _message(choice: Choice) -> dict[str, Any]:
+    """A choice's ``message``: its text, or ``content: null`` and its tool calls."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if choice.tool_calls and not choice.pieces else choice.text,
+        "refusal": None,
+        "annotations": [],
+    }
+    if choice.tool_calls:
+        message["tool_calls"] = _tool_calls(choice)
+    return message
+
+
+class ChatCompletions(OpenAIDialect):
+    """``/v1/chat/completions``."""
+
+    kind = "chat"
+    id_prefix = "chatcmpl-"
+
+    def parse_body(self, body: Mapping[str, Any], stream_override: bool | None) -> CompletionRequest:
+        """Validate a chat body the way the real API does."""
+        model = _check_model(body)
+        texts = _message_texts(body.get("messages"))
+        stream, include_usage = _check_common(body, stream_override)
+        return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt_tokens(list(texts)))
+
+    def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
+        """A ``chat.completion``."""
+        choices = [
+            {"index": i, "message": _message(choice), "logprobs": None, "finish_reason": choice.finish_reason}
+            for i, choice in enumerate(reply.choices)
+        ]
+        return dumps(
+            {
+                "id": stamp.id,
+                "object": "chat.completion",
+                "created": stamp.created,
+                "model": request.model,
+                "choices": choices,
+                "usage": usage(request, reply.completion_tokens),
+                "service_tier": "default",
+                "system_fingerprint": SYSTEM_FINGERPRINT,
+            }
+        )
+
+    def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
+        """The fields every chunk shares."""
+        return {
+            "id": stamp.id,
+            "object": "chat.completion.chunk",
+            "created": stamp.created,
+            "model": request.model,
+            "service_tier": "default",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
+
+    def frames(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
+        """Role events, content and tool-call deltas, finish events, then the usage event if asked for."""
+        head = self.head(request, stamp)
+        with_usage = request.include_usage
+
+        def event(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            obj = dict(head, choices=[{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+            if with_usage:
+                obj["usage"] = None
+            return data_event(obj)
+
+        for index, choice in enumerate(reply.choices):
+            role = {"role": "assistant", "content": "" if choice.pieces or not choice.tool_calls else None, "refusal": None}
+            yield Frame(event(index, role), lead=True)
+        for index, choice in enumerate(reply.choices):
+            for piece in choice.pieces:
+                yield Frame(event(index, {"content": piece}))
+            for number, call in enumerate(choice.tool_calls):
+                opening = {"index": number, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+                yield Frame(event(index, {"tool_calls": [opening]}))
+                yield Frame(event(index, {"tool_calls": [{"index": number, "function": {"arguments": call.arguments}}]}))
+            yield Frame(event(index, {}, choice.finish_reason))
+        if with_usage:
+            yield Frame(data_event(dict(head, choices=[], usage=usage(request, reply.completion_tokens))))
+
+    def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:
+        """A content chunk cut off half-way through its JSON."""
+        choice = {"index": 0, "delta": {"content": "..."}, "logprobs": None, "finish_reason": None}
+        return self.cut(dict(self.head(request, stamp), choices=[choice]))

@@ -1,0 +1,437 @@
+"""
+What every OpenAI dialect shares: ids, JSON, the error envelope and status table, the common
+and rate-limit headers, SSE ``data:`` framing, body checks, ``usage`` and the model list.
+
+:class:`OpenAIDialect` is the base of the chat (:mod:`.chat`) and legacy text
+(:mod:`.completions`) dialects.  Only the dialect modules know OpenAI's field names.  Every
+body built here validates against the schemas vendored in ``tests/schemas`` (keys that the
+spec requires but allows to be null, such as ``logprobs`` and ``refusal``, are present).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from base64 import b64encode
+from typing import Any, Iterator, Mapping
+
+from zope.interface import implementer
+
+from mockllm.behaviour.errors import APIError, invalid_request
+from mockllm.behaviour.plan import StatusFault
+from mockllm.behaviour.reply import Reply, Stamp
+from mockllm.behaviour.request import CompletionRequest
+from mockllm.behaviour.steps import Frame, reason_phrase
+from mockllm.dialects import IDialect, Headers
+
+#: The ``openai-version`` header every response carries.
+OPENAI_VERSION = "2020-10-01"
+MODEL_CREATED = 1698940800
+SYSTEM_FINGERPRINT = "fp_0mock11m01"
+JSON = b"application/json"
+EVENT_STREAM = b"text/event-stream; charset=utf-8"
+DONE_EVENT = b"data: [DONE]\n\n"
+#: Maps base64's two non-alphanumeric characters onto letters, for ids of letters and digits.
+_ALPHANUMERIC = bytes.maketrans(b"+/", b"xQ")
+_OPENAI_VERSION = OPENAI_VERSION.encode("ascii")
+
+
+# --- ids and JSON ----------------------------------------------------------------------------
+
+
+def request_id(ids: random.Random) -> str:
+    """A fresh ``x-request-id``: ``req_`` and 32 hex digits."""
+    return "req_%032x" % ids.getrandbits(128)
+
+
+def new_id(prefix: str, ids: random.Random) -> str:
+    """A fresh id in the real API's style: ``prefix`` and 29 letters and digits.
+
+    ``ids`` is a generator kept apart from the seeded one, so ids never shift seeded replies.
+    """
+    return prefix + b64encode(ids.randbytes(22)).translate(_ALPHANUMERIC)[:29].decode("ascii")
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, as the real API sends it."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def data_event(obj: Any) -> bytes:
+    """One server-sent event carrying ``obj`` as JSON on a ``data:`` line."""
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+#: status -> (message, type, code), as the real API (or the seed document) sends them.
+KNOWN_STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("Bad request.", "invalid_request_error", None),
+    401: (
+        "Incorrect API key provided. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        "invalid_api_key",
+    ),
+    403: (
+        "You are not allowed to sample from this model.",
+        "invalid_request_error",
+        "model_not_allowed",
+    ),
+    404: (
+        "The model does not exist or you do not have access to it.",
+        "invalid_request_error",
+        "model_not_found",
+    ),
+    408: ("Request timed out.", "timeout_error", None),
+    409: ("The request conflicted with another request.", "invalid_request_error", "conflict"),
+    413: ("The request is too large.", "invalid_request_error", "request_too_large"),
+    422: ("The request could not be processed.", "invalid_request_error", "unprocessable_entity"),
+    429: ("Rate limit exceeded", "rate_limit_error", "rate_limit_exceeded"),
+    500: ("Internal server error", "server_error", "internal_error"),
+    502: ("Bad gateway.", "server_error", "bad_gateway"),
+    503: (
+        "The engine is currently overloaded, please try again later.",
+        "server_error",
+        "overloaded",
+    ),
+    504: ("Gateway timeout", "timeout_error", None),
+}
+
+
+def status_error(
+    status: int, message: str | None = None, headers: tuple[tuple[str, str], ...] = ()
+) -> APIError:
+    """The error the real API sends with ``status``; a generic one for other statuses."""
+    known = KNOWN_STATUS_ERRORS.get(status)
+    if known is None:
+        known = (f"Simulated {status} error", "simulated_error", None)
+    default_message, type_, code = known
+    return APIError(status, message or default_message, type_, None, code, headers)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def invalid_url(method: bytes, path: bytes) -> APIError:
+    """The real API's 404 for a URL it does not serve: ``Invalid URL (METHOD /path)``."""
+    return APIError(404, f"Invalid URL ({_text(method)} {_text(path)})", "invalid_request_error")
+
+
+def method_not_allowed(method: bytes, path: bytes, allowed: str) -> APIError:
+    """A 405 for a known path asked with the wrong method (``allowed`` goes in ``Allow`` too)."""
+    message = f"Method {_text(method)} is not allowed for {_text(path)}; use {allowed}."
+    return APIError(405, message, "invalid_request_error")
+
+
+def model_not_found(model: str, param: str | None) -> APIError:
+    """The real API's 404 for a model it does not serve."""
+    return APIError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        "invalid_request_error",
+        param,
+        "model_not_found",
+    )
+
+
+def body_too_large(limit: int) -> APIError:
+    """The 413 for a request body over ``--max-body-bytes``."""
+    return status_error(
+        413, f"The request body is larger than this server's limit of {limit} bytes (--max-body-bytes)."
+    )
+
+
+def rate_limit_headers(
+    wait_s: float,
+    limit: int = 500,
+    remaining: int = 0,
+    tokens: tuple[int, int, float] = (200000, 200000, 0.0),
+    requests_reset: float | None = None,
+) -> tuple[tuple[str, str], ...]:
+    """
+    ``retry-after`` (whole seconds, rounded up), ``retry-after-ms`` and ``x-ratelimit-*``
+    telling a wait of ``wait_s``; ``tokens`` is (limit, remaining, reset seconds) for tokens.
+
+    A reset is the time until that bucket is back at its limit; ``requests_reset`` defaults
+    to ``wait_s``.
+    """
+    token_limit, token_remaining, token_reset = tokens
+    requests_reset = wait_s if requests_reset is None else requests_reset
+    return (
+        ("retry-after", str(max(1, math.ceil(round(wait_s, 6))))),
+        ("retry-after-ms", str(math.ceil(round(wait_s * 1000, 6)))),
+        ("x-ratelimit-limit-requests", str(limit)),
+        ("x-ratelimit-remaining-requests", str(remaining)),
+        ("x-ratelimit-reset-requests", _duration(requests_reset)),
+        ("x-ratelimit-limit-tokens", str(token_limit)),
+        ("x-ratelimit-remaining-tokens", str(token_remaining)),
+        ("x-ratelimit-reset-tokens", _duration(token_reset)),
+    )
+
+
+def _duration(seconds: float) -> str:
+    """A reset time as OpenAI writes it: ``1s``, ``0.25s``."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def error_headers(error: APIError) -> tuple[tuple[str, str], ...]:
+    """The headers an error is sent with: its own, or for a 429 the rate-limit headers of a 1 s wait."""
+    if error.headers or error.status != 429:
+        return error.headers
+    return rate_limit_headers(1.0)
+
+
+def raw_response(error: APIError, request_id: str, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A whole HTTP/1.1 response for ``error`` with ``Connection: close``, for answers given below the
+    site (the ``max_connections`` 503, the ``Content-Length`` 413), with the common headers."""
+    body = dumps(error.body())
+    lines = [
+        f"HTTP/1.1 {error.status} {reason_phrase(error.status)}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{name}: {value}" for name, value in extra),
+        f"X-Request-Id: {request_id}",
+        f"Openai-Version: {OPENAI_VERSION}",
+        "Openai-Processing-Ms: 0",
+        "Connection: close",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+# --- request bodies ----------------------------------------------------------------------------
+
+ROLES = ("system", "user", "assistant", "tool", "function", "developer")
+
+_JSON_HINT = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you "
+    "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+    "but what was sent was not valid JSON.)"
+)
+
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a decimal",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def _type_name(value: object) -> str:
+    """How the real API names the JSON type of ``value`` in its messages."""
+    return _TYPE_NAMES.get(type(value), "an unsupported value")
+
+
+def _wrong_type(param: str, expected: str, value: object) -> APIError:
+    return invalid_request(
+        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
+        param,
+        "invalid_type",
+    )
+
+
+def _no_constants(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON; the real API refuses them."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Decode ``raw`` as a JSON object, or raise the real API's 400."""
+    try:
+        body = json.loads(raw, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise invalid_request(_JSON_HINT) from None
+    if not isinstance(body, dict):
+        raise invalid_request(
+            f"Invalid type for request body: expected an object, but got {_type_name(body)} instead.",
+            None,
+            "invalid_type",
+        )
+    return body
+
+
+def _check_model(body: Mapping[str, Any]) -> str:
+    model = body.get("model")
+    if model is None:
+        raise invalid_request("you must provide a model parameter", "model", "missing_required_parameter")
+    if not isinstance(model, str) or not model:
+        raise _wrong_type("model", "a non-empty string", model)
+    return model
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_range(body: Mapping[str, Any], param: str, low: float, high: float, integer: bool) -> None:
+    value = body.get(param)
+    if value is None:
+        return
+    if integer and (not isinstance(value, int) or isinstance(value, bool)):
+        raise _wrong_type(param, "an integer", value)
+    if not _is_number(value):
+        raise _wrong_type(param, "a number", value)
+    if value < low:
+        raise invalid_request(
+            f"Invalid '{param}': value below minimum. Expected a value >= {low}, but got {value} instead.",
+            param,
+            "below_min_value",
+        )
+    if value > high:
+        raise invalid_request(
+            f"Invalid '{param}': value above maximum. Expected a value <= {high}, but got {value} instead.",
+            param,
+            "above_max_value",
+        )
+
+
+def _check_common(body: Mapping[str, Any], stream_override: bool | None) -> tuple[bool, bool]:
+    """Check the fields chat and text completions share; return ``(stream, include_usage)``.
+
+    ``stream_override`` (the seed's ``?stream=``) replaces the body's ``stream`` once that is checked.
+    """
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _wrong_type("stream", "a boolean", stream)
+    if stream_override is not None:
+        stream = stream_override
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not isinstance(options, dict):
+            raise _wrong_type("stream_options", "an object", options)
+        if not stream:
+            raise invalid_request(
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                "stream_options",
+                "invalid_value",
+            )
+        include_usage = options.get("include_usage", False)
+        if not isinstance(include_usage, bool):
+            raise _wrong_type("stream_options.include_usage", "a boolean", include_usage)
+    _check_range(body, "temperature", 0, 2, integer=False)
+    _check_range(body, "top_p", 0, 1, integer=False)
+    _check_range(body, "n", 1, 128, integer=True)
+    _check_range(body, "max_tokens", 1, 1_000_000, integer=True)
+    _check_range(body, "max_completion_tokens", 1, 1_000_000, integer=True)
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str):
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise _wrong_type("stop", "a string or an array of strings", stop)
+    return stream, include_usage
+
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+def usage(request: CompletionRequest, completion: int) -> dict[str, Any]:
+    """``usage`` for ``request``'s prompt and a reply of ``completion`` tokens."""
+    prompt = request.prompt_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def model_object(model_id: str) -> dict[str, Any]:
+    """One ``model`` object."""
+    owner = "openai" if not model_id.startswith("gpt-3.5") else "openai-internal"
+    return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": owner}
+
+
+def model_list(models: tuple[str, ...]) -> dict[str, Any]:
+    """The ``GET /v1/models`` list."""
+    return {"object": "list", "data": [model_object(m) for m in models]}
+
+
+@implementer(IDialect)
+class OpenAIDialect:
+    """What the chat and text dialects share: the envelope, the headers and the stream's framing.
+
+    A subclass gives :attr:`kind`, :attr:`id_prefix`, :meth:`parse_body`, :meth:`render`,
+    :meth:`frames` and :meth:`broken`.
+    """
+
+    kind = ""
+    id_prefix = ""
+    content_type = JSON
+    stream_content_type = EVENT_STREAM
+    stream_headers: Headers = ((b"cache-control", b"no-cache"),)
+
+    def parse(self, raw: bytes, stream_override: bool | None) -> CompletionRequest:
+        """The request model of a body (``stream_override``: the query's ``stream``)."""
+        return self.parse_body(parse_json_object(raw), stream_override)
+
+    def parse_body(self, body: Mapping[str, Any], stream_override: bool | None) -> CompletionRequest:
+        """The request model of a decoded JSON object."""
+        raise NotImplementedError
+
+    def new_id(self, ids: random.Random) -> str:
+        """A fresh completion id."""
+        return new_id(self.id_prefix, ids)
+
+    def common_headers(self, request_id: str) -> Headers:
+        """``x-request-id``, ``openai-version`` and an ``openai-processing-ms`` of 0."""
+        return (
+            (b"x-request-id", request_id.encode("ascii")),
+            (b"openai-version", _OPENAI_VERSION),
+            (b"openai-processing-ms", b"0"),
+        )
+
+    def timing_headers(self, elapsed: float) -> Headers:
+        """``openai-processing-ms`` for an answer whose status goes out ``elapsed`` seconds in."""
+        return ((b"openai-processing-ms", b"%d" % round(elapsed * 1000)),)
+
+    def error(self, error: APIError) -> tuple[Headers, bytes]:
+        """The ``{"error": ...}`` envelope of ``error`` and the headers it goes with."""
+        headers = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in error_headers(error))
+        return headers, dumps(error.body())
+
+    def fault_error(self, fault: StatusFault) -> APIError:
+        """The error a status fault answers with; ``retry_after`` sets the rate-limit headers."""
+        headers = fault.headers
+        if not headers and fault.retry_after is not None:
+            headers = rate_limit_headers(fault.retry_after)
+        return status_error(fault.status, fault.message, headers)
+
+    def stream(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
+        """The stream's frames (see :meth:`frames`), then ``data: [DONE]``."""
+        yield from self.frames(request, reply, stamp)
+        yield Frame(DONE_EVENT)
+
+    def frames(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
+        """The stream's events before its terminator."""
+        raise NotImplementedError
+
+    def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
+        """The whole (non-streamed) answer."""
+        raise NotImplementedError
+
+    def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:
+        """A malformed event, for ``fail_chunk``: JSON cut off mid-object."""
+        raise NotImplementedError
+
+    def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
+        """The fields every object of one answer shares."""
+        raise NotImplementedError
+
+    def cut(self, event: dict[str, Any]) -> bytes:
+        """``event`` as a ``data:`` line cut off half-way through its JSON."""
+        whole = dumps(event)
+        return b"data: " + whole[: len(whole) // 2] + b"\n\n"

@@ -1,0 +1,54 @@
+"""
+Console logging: one ``twisted.logger`` event per finished exchange.
+
+:class:`ConsoleLog` emits, in namespace ``mockllm.requests``, an event whose
+format renders as one readable line::
+
+    127.0.0.1:50312 POST /v1/chat/completions 500 12ms fault=status scenario=default completed req_9f...
+
+``twist`` chooses the output: that text when stdout is a terminal, the event
+as JSON (every key below, typed) otherwise.  The line is rendered here and the
+format is just ``{line}``, so a JSON observer flattens one field, not ten.
+Bodies and headers are never in the event; they go to ``--request-log`` only.
+"""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from mockllm.observe.exchange import Exchange
+from mockllm.observe.record import elapsed_ms
+
+_LINE = (
+    "{client} {method} {path} {status} {duration_ms}ms fault={fault} scenario={scenario} "
+    "{outcome} {request_id}"
+)
+_LINE_WITH_ERROR = _LINE + " error={error!r}"
+
+
+class ConsoleLog:
+    """An exchange observer logging one line per finished exchange."""
+
+    def __init__(self, log: Logger | None = None) -> None:
+        self.log = log if log is not None else Logger(namespace="mockllm.requests")
+
+    def exchange_started(self, exchange: Exchange) -> None:
+        """Nothing is logged when a request arrives."""
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        """Log the exchange's line."""
+        total = elapsed_ms(exchange, exchange.finished_at)
+        fields = {
+            "client": exchange.client,
+            "method": exchange.method,
+            "path": exchange.path,
+            "status": exchange.status,
+            "duration_ms": round(total) if total is not None else None,
+            "fault": exchange.fault or "none",
+            "scenario": exchange.scenario or "-",
+            "outcome": exchange.outcome,
+            "request_id": exchange.request_id,
+            "error": exchange.error,
+        }
+        line = (_LINE_WITH_ERROR if exchange.error else _LINE).format(**fields)
+        self.log.info("{line}", line=line, **fields)

@@ -1,0 +1,157 @@
+"""
+The in-memory journal: the records of the last N exchanges, for ``/__admin/requests``.
+
+A :class:`Journal` is a sink of :class:`~mockllm.observe.record.Recorder`: each
+exchange is added once, when it ends (answered, cut by a fault or abandoned
+by the client), so entries are in the order the exchanges ended.  The ring is
+bounded (``--journal-size``); the oldest records fall out first.
+:class:`JournalQuery` holds the filters ``GET /__admin/requests`` accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping, Sequence
+
+from mockllm.behaviour.errors import APIError, invalid_request
+from mockllm.observe.record import Record
+from mockllm.config.checks import ascii_whole
+
+#: Default number of exchanges the journal keeps.
+DEFAULT_SIZE = 1000
+#: The query-string filters ``GET /__admin/requests`` understands.
+_FILTERS = frozenset({"path", "status", "key", "since", "limit"})
+#: The most digits ``limit`` may have (far beyond any journal size; keeps ``int()`` cheap and in range).
+_LIMIT_DIGITS = 18
+
+
+@dataclass(frozen=True, slots=True)
+class JournalQuery:
+    """Filters for :meth:`Journal.query`; ``None`` means "any"."""
+
+    #: Exact request path, e.g. ``/v1/chat/completions``.
+    path: str | None = None
+    #: An HTTP status, or a class such as ``5`` for ``5xx`` (see :attr:`status_class`).
+    status: int | None = None
+    #: Whether :attr:`status` is a class (``5xx``) rather than one status.
+    status_class: bool = False
+    #: The caller's state key (``X-Mock-Key``, certificate subject or client host).
+    key: str | None = None
+    #: Only exchanges that started at or after this time (seconds since the epoch).
+    since: float | None = None
+    #: Only the last ``limit`` matches.
+    limit: int | None = None
+
+    def matches(self, record: Record) -> bool:
+        """Whether ``record`` passes every filter but ``limit``."""
+        if self.path is not None and record["path"] != self.path:
+            return False
+        if self.key is not None and record["key"] != self.key:
+            return False
+        if self.since is not None and record["timestamp"] < self.since:
+            return False
+        return self.status is None or self._status_matches(record["status"])
+
+    def _status_matches(self, status: int | None) -> bool:
+        if status is None:
+            return False
+        return status // 100 == self.status if self.status_class else status == self.status
+
+    @classmethod
+    def from_args(cls, args: Mapping[bytes, Sequence[bytes]]) -> "JournalQuery":
+        """The query from a request's query-string arguments; a 400 :class:`APIError` if one is malformed."""
+        text = {k.decode("utf-8", "replace"): v[-1].decode("utf-8", "replace") for k, v in args.items() if v}
+        unknown = sorted(set(text) - _FILTERS)
+        if unknown:
+            raise invalid_request(f"Unrecognized request argument supplied: {', '.join(unknown)}", unknown[0])
+        status, status_class = _parse_status(text.get("status"))
+        return cls(
+            path=text.get("path"),
+            status=status,
+            status_class=status_class,
+            key=text.get("key"),
+            since=_parse_since(text.get("since")),
+            limit=_parse_limit(text.get("limit")),
+        )
+
+
+def _parse_status(text: str | None) -> tuple[int | None, bool]:
+    """``"429"`` -> ``(429, False)``; ``"5xx"`` -> ``(5, True)``."""
+    if text is None:
+        return None, False
+    lowered = text.strip().lower()
+    if len(lowered) == 3 and lowered.endswith("xx") and lowered[0] in "12345":
+        return int(lowered[0]), True
+    number = ascii_whole(lowered, 3)
+    if number is not None and 100 <= number <= 599:
+        return number, False
+    raise _bad("status", f"an HTTP status such as 429 or a class such as 5xx, got {text!r}")
+
+
+def _parse_since(text: str | None) -> float | None:
+    """Seconds since the epoch, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds):
+            raise _bad("since", f"a finite number of seconds since the epoch, got {text!r}")
+        return seconds
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise _bad("since", f"seconds since the epoch or an ISO 8601 time, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _parse_limit(text: str | None) -> int | None:
+    if text is None:
+        return None
+    number = ascii_whole(text.strip(), _LIMIT_DIGITS)
+    if number is None:
+        raise _bad("limit", f"a whole number of at most {_LIMIT_DIGITS} digits, got {text!r}")
+    return number
+
+
+def _bad(param: str, expected: str) -> APIError:
+    return invalid_request(f"Invalid '{param}': expected {expected}.", param, "invalid_value")
+
+
+class Journal:
+    """The records of the last ``size`` exchanges, oldest first."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._records: deque[Record] = deque(maxlen=size)
+
+    @property
+    def size(self) -> int:
+        """How many records the journal keeps at most."""
+        return self._records.maxlen or 0
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, record: Record) -> None:
+        """Keep ``record`` (a :class:`~mockllm.observe.record.Recorder` sink); the oldest may fall out."""
+        self._records.append(record)
+
+    def clear(self) -> int:
+        """Forget every record; return how many there were."""
+        count = len(self._records)
+        self._records.clear()
+        return count
+
+    def query(self, query: JournalQuery = JournalQuery()) -> list[Record]:
+        """The records matching ``query``, oldest first (the last ``query.limit`` of them)."""
+        found = [record for record in self._records if query.matches(record)]
+        if query.limit is not None:
+            found = found[len(found) - query.limit :] if query.limit else []
+        return found

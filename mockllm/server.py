@@ -1,0 +1,173 @@
+"""
+Composition: the whole server built from a configuration, by constructor, in one place.
+
+:func:`listen_descriptions` turns the configuration's listeners (``[server] http_port`` and
+``port``, ``[tls]``) into endpoint strings; :func:`build` makes the observers, the admin
+API, the app, the site and one listener service per endpoint, and returns them under one
+``MultiService``.  ``tap.makeService`` calls it with what the command line says; tests and
+``mockllm.testing`` call it too.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+
+from mockllm.admin.access import AdminAccess
+from mockllm.admin.api import Admin
+from mockllm.behaviour.scenarios import ScenarioRunner, define, discover
+from mockllm.config import Config, ObserveConfig
+from mockllm.http.connlimit import ConnectionLimit
+from mockllm.http.exchanges import Lifecycle, StoppingMarker
+from mockllm.http.listen import ListenerService, http_announcement
+from mockllm.http.routes import MockLLM, route_templates
+from mockllm.http.site import MockSite
+from mockllm.observe.console import ConsoleLog
+from mockllm.observe.exchange import ExchangeObserver
+from mockllm.observe.journal import Journal
+from mockllm.observe.metrics import Metrics
+from mockllm.observe.record import Recorder
+from mockllm.observe.requestlog import RequestLog
+from mockllm.startup import StartFailed
+from mockllm.tls.identity import PeerIdentities
+from mockllm.tls.interfaces import IMTLSEndpoint, TLSConfigError
+from mockllm.tls.reload import ReloadGroup, TLSReloadService
+
+
+@dataclass(frozen=True)
+class Listener:
+    """One endpoint to serve: its string and how start-up messages name it."""
+
+    description: str
+    label: str
+
+
+def listen_descriptions(config: Config) -> list[Listener]:
+    """The configuration's plain HTTP and mTLS listeners as endpoint strings (the shorthand options)."""
+    server, tls = config.server, config.tls
+    host = quoteStringArgument(server.host)
+    listeners = []
+    if server.http_port is not None:
+        kind = "tcp6" if ":" in server.host else "tcp"
+        listeners.append(Listener(
+            f"{kind}:{server.http_port}:interface={host}:backlog={server.backlog}",
+            f"HTTP on {server.host}:{server.http_port}",
+        ))
+    if server.port is not None:
+        options = [
+            f"mtls:{server.port}",
+            f"interface={host}",
+            f"backlog={server.backlog}",
+            f"certsDir={quoteStringArgument(tls.certs_dir)}",
+            f"clientCert={'required' if tls.require_client_cert else 'optional'}",
+        ]
+        if tls.cert_path is not None:
+            options.append(f"certKey={quoteStringArgument(tls.cert_path)}")
+        if tls.key_path is not None:
+            options.append(f"privateKey={quoteStringArgument(tls.key_path)}")
+        if tls.ca_cert_path is not None:
+            cas = (tls.ca_cert_path,) if isinstance(tls.ca_cert_path, str) else tls.ca_cert_path
+            options.append(f"caCerts={quoteStringArgument(','.join(cas))}")
+        if tls.fault is not None:
+            options.append(f"fault={tls.fault}")
+        listeners.append(Listener(":".join(options), f"HTTPS (mTLS) on {server.host}:{server.port}"))
+    return listeners
+
+
+@dataclass(frozen=True)
+class Observers:
+    """The observing pieces of one server: journal, metrics, request log, console."""
+
+    journal: Journal
+    metrics: Metrics
+    request_log: RequestLog | None = None
+    console: bool = True
+
+    @classmethod
+    def from_config(cls, observe: ObserveConfig, console: bool = True) -> "Observers":
+        """The pieces ``observe`` asks for."""
+        log = None
+        if observe.request_log:
+            log = RequestLog(observe.request_log, observe.request_log_max_bytes, observe.request_log_keep)
+        return cls(Journal(observe.journal_size), Metrics(route_templates()), log, console)
+
+    def observers(self) -> list[ExchangeObserver]:
+        """Metrics, the recorder feeding the journal and the request log, and the console log."""
+        sinks = [self.journal.add]
+        if self.request_log is not None:
+            sinks.append(self.request_log.add)
+        found: list[ExchangeObserver] = [self.metrics, Recorder(sinks)]
+        if self.console:
+            found.append(ConsoleLog())
+        return found
+
+
+def build(
+    config: Config,
+    reactor: object,
+    scenarios: object,
+    observers: Observers,
+    access: AdminAccess | None = AdminAccess(),
+    listen: Sequence[Listener] = (),
+    seed: int | None = None,
+) -> tuple[MultiService, MockLLM]:
+    """The server: a ``MultiService`` of its services (listeners last), and its app.
+
+    ``listen``: endpoints to serve (default: the configuration's); ``access``: who may use the
+    admin API (``None``: no admin API).  Raises :class:`StartFailed` naming a listener whose
+    endpoint cannot be built (bad TLS material, an unknown endpoint type).
+    """
+    top = MultiService()
+    lifecycle = Lifecycle()
+    StoppingMarker(lifecycle).setServiceParent(top)
+    endpoints = [(_endpoint(reactor, listener), listener) for listener in (listen or listen_descriptions(config))]
+    secured = [endpoint.tls for endpoint, _ in endpoints if IMTLSEndpoint.providedBy(endpoint)]
+    server_tls = ReloadGroup(secured) if secured else None
+    peers = PeerIdentities()
+    admin = None
+    if access is not None:
+        admin = Admin(observers.journal, scenarios, access, server_tls, peers).resource()
+    app = MockLLM(
+        config, reactor, rng=random.Random(seed), scenarios=scenarios, peers=peers,
+        observers=observers.observers(), admin=admin, metrics=observers.metrics, lifecycle=lifecycle,
+    )
+    site = MockSite(app.resource(), config.server.max_body_bytes, app.record, reactor)
+    factory = ConnectionLimit(site, config.server.max_connections, reactor, app.record, observers.metrics.handshake)
+    if observers.request_log is not None:
+        observers.request_log.setServiceParent(top)
+    announce_http = http_announcement(example_body(config))
+    for endpoint, listener in endpoints:
+        announce = endpoint.announce if IMTLSEndpoint.providedBy(endpoint) else announce_http
+        ListenerService(endpoint, factory, listener.label, announce).setServiceParent(top)
+    if server_tls is not None:
+        TLSReloadService(server_tls, reactor).setServiceParent(top)
+    return top, app
+
+
+def default_scenarios(config: Config, clock: object, current: str = "default", seed: int | None = None) -> ScenarioRunner:
+    """A scenario runner over the built-in scenarios and the configuration's ``[scenarios.NAME]``."""
+    return ScenarioRunner(define(discover().scenarios, config.scenarios), clock, current, seed, config.responses)
+
+
+def _endpoint(reactor: object, listener: Listener) -> object:
+    """The endpoint ``listener`` describes; :class:`StartFailed` naming it if it cannot be made."""
+    try:
+        return serverFromString(reactor, listener.description)
+    except TLSConfigError as error:
+        raise StartFailed(f"mockllm: HTTPS: {error}") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise StartFailed(f"mockllm: cannot listen on {listener.description!r}: {error}") from None
+
+
+def example_body(config: Config) -> str:
+    """The request body the start-up curl hints send: a served model, one message."""
+    return '{"model": "%s", "messages": [{"role": "user", "content": "Hello"}]}' % config.models.available[0]
+
+
+def served(services: Iterable[object]) -> list[ListenerService]:
+    """The listener services among ``services`` (their ``port`` once started)."""
+    return [service for service in services if isinstance(service, ListenerService)]

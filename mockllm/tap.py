@@ -104,7 +104,6 @@ class Options(usage.Options):
         ["https-port", None, _SERVER.port, "HTTPS (mTLS) port (0 picks a free one).", _port],
         ["tls-cert", None, None, "Server certificate, PEM (default: server.pem in --certs-dir)."],
         ["tls-key", None, None, "Server private key, PEM (default: server.key in --certs-dir)."],
-        ["tls-ca", None, None, "PEM bundle of the CAs trusted for client certificates (default: ca.pem in --certs-dir)."],
         ["certs-dir", None, _TLS.certs_dir, "Where the development PKI lives; generated there if missing and no --tls-* is given."],
         ["client-cert", None, "required", "required: refuse clients without a certificate; optional: accept them (a presented one must verify)."],
         ["tls-fault", None, None, "Serve a bad server certificate: " + ", ".join(TLS_FAULTS) + "."],
@@ -128,6 +127,10 @@ class Options(usage.Options):
         if not description.strip():
             raise usage.UsageError("--listen needs an endpoint description such as tcp:8001 or mtls:8443")
         self.setdefault("listen", []).append(description)
+
+    def opt_tls_ca(self, path: str) -> None:
+        """A PEM bundle of CAs trusted for client certificates (repeatable: all are trusted; default: ca.pem in --certs-dir)."""
+        self["tls-ca"] = (*(self.get("tls-ca") or ()), path)
 
     def opt_client_cert(self, value: str) -> None:
         """required|optional: whether a client certificate is required."""

@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
-_ANNOUNCED = re.compile(rb"mockllm: (HTTPS?) on (https?://[^ \"]+)")
+_ANNOUNCED = re.compile(rb"mockllm: (HTTPS?) on ((?:https?://|unix:)[^ \"]+)")
 
 
 class ServerProcess(ProcessProtocol):

@@ -160,7 +160,8 @@ class RawHTTP:
 
 def listen(testcase, app: MockLLM, interface: str = "127.0.0.1") -> str:
     """Serve ``app`` on a loopback port for ``testcase``; return the base URL."""
-    port = reactor.listenTCP(0, MockSite(app.resource()), interface=interface)
+    site = MockSite(app.resource(), app.config.server.max_body_bytes, app.record, reactor)
+    port = reactor.listenTCP(0, site, interface=interface)
     testcase.addCleanup(port.stopListening)
     return f"http://{interface}:{port.getHost().port}"
 

@@ -208,6 +208,21 @@ class StreamingTests(StubCase):
         self.assertEqual(conn.events()[-1], "[DONE]")
         self.assertTrue(conn.complete)
 
+    def test_legacy_first_token_waits_the_ttft(self) -> None:
+        """Legacy streams: headers at once, then nothing until the time to first token; then one token per interval."""
+        app, clock = make_app(Config(responses=ResponsesConfig(stream_interval_ms=100)))
+        conn = RawHTTP(app).send("POST", "/v1/completions", {"model": "gpt-4o-mini", "prompt": "Hi", "stream": True})
+        self.assertEqual(conn.status, 200)
+        self.assertEqual(conn.events(), [])
+        clock.advance(0.099)
+        self.assertEqual(conn.events(), [])
+        clock.advance(0.001)
+        self.assertEqual(len(conn.events()), 1)
+        clock.advance(0.1)
+        self.assertEqual(len(conn.events()), 2)
+        clock.pump([0.1] * 100)
+        self.assertEqual(conn.events()[-1], "[DONE]")
+
 
 class StubTreqControlTests(StubCase):
     """Each seed control through ``StubTreq`` on a ``task.Clock`` (the raw-connection tests in

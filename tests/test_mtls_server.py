@@ -260,9 +260,16 @@ class OptionsTests(unittest.TestCase):
             "--certs-dir", "elsewhere", "--client-cert", "optional", "--tls-fault", "wrong-host"))
         self.assertEqual(config.server.port, 9443)
         self.assertEqual((config.tls.cert_path, config.tls.key_path, config.tls.ca_cert_path),
-                         ("c.pem", "k.pem", "ca.pem"))
+                         ("c.pem", "k.pem", ("ca.pem",)))
         self.assertFalse(config.tls.require_client_cert)
         self.assertEqual((config.tls.certs_dir, config.tls.fault), ("elsewhere", "wrong-host"))
+
+    def test_several_cas(self):
+        """
+        --tls-ca given twice trusts both bundles, in order.
+        """
+        config = tap.config_from_options(options("--tls-ca", "a.pem", "--tls-ca", "b.pem"))
+        self.assertEqual(config.tls.ca_cert_path, ("a.pem", "b.pem"))
 
     def test_no_https(self):
         """

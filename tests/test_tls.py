@@ -256,6 +256,24 @@ class CABundleTests(unittest.TestCase):
         self.assertEqual(first["subject"], "CN=mockllm-client,O=mockllm development")
         self.assertEqual(other["subject"], "CN=second-client,O=mockllm development")
 
+    @defer.inlineCallbacks
+    def test_clients_of_each_ca_file_accepted(self):
+        """
+        Two CA files (``--tls-ca`` given twice, or ``caCerts=a,b``): clients of each are served.
+        """
+        dev = ts.copy_pki(self)
+        second_ca = pki.make_ca("second CA")
+        second = pki.client_cert(second_ca, "second-client")
+        pki.write_new(dev.path("client2.pem"), second.cert_pem())
+        pki.write_new(dev.path("client2.key"), second.key_pem(), private=True)
+        pki.write_new(dev.path("ca2.pem"), second_ca.cert_pem())
+        server = ReloadableServerTLS(dev.path("server.pem"), dev.path("server.key"), [dev.path("ca.pem"), dev.path("ca2.pem")])
+        port, _ = ts.serve(self, server)
+        first = yield ts.twisted_get(self, port, dev, "client")
+        other = yield ts.twisted_get(self, port, dev, "client2")
+        self.assertEqual(first["subject"], "CN=mockllm-client,O=mockllm development")
+        self.assertEqual(other["subject"], "CN=second-client,O=mockllm development")
+
 
 class ServerIdentityTests(unittest.TestCase):
     """

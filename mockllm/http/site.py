@@ -52,6 +52,11 @@ class MockChannel(HTTPChannel):
         if self._refusal is None:
             super().dataReceived(data)
 
+    def rawDataReceived(self, data: bytes) -> None:
+        """Drop body bytes that came with a refused request's headers."""
+        if self._refusal is None:
+            super().rawDataReceived(data)
+
     def connectionLost(self, reason: object) -> None:
         """Cancel a refusal's linger timer."""
         if self._refusal is not None and self._refusal.active():

@@ -15,12 +15,12 @@ import sys
 from twisted.internet import reactor
 from twisted.web.resource import Resource
 
-from mockllm import wire
-from mockllm.content import count_tokens
-from mockllm.app import MockLLM
+from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.config import Config
-from mockllm.listen import MockSite
-from mockllm.validation import parse_chat
+from mockllm.dialects.chat import ChatCompletions
+from mockllm.dialects.openai import new_id
+from mockllm.http.routes import MockLLM
+from mockllm.http.site import MockSite
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
 
@@ -32,10 +32,10 @@ class Bare(Resource):
 
     def __init__(self) -> None:
         super().__init__()
-        request = parse_chat(BODY)
-        reply = "Hello! I'm a mock."
-        cid = wire.completion_id("chat", random.Random())
-        self.body = wire.dumps(wire.completion(request, cid, 1700000000, reply, count_tokens(reply)))
+        dialect = ChatCompletions()
+        request = dialect.parse_body(BODY, None)
+        stamp = Stamp(new_id("chatcmpl-", random.Random()), 1700000000)
+        self.body = dialect.render(request, Reply.of_text("Hello! I'm a mock."), stamp)
 
     def render(self, request):
         """The same bytes every time, with a content length."""

@@ -46,13 +46,18 @@ COMMANDS = {
 }
 
 
-def start(kind: str) -> tuple[subprocess.Popen, int, float]:
-    """Start a server; return it, its port, and seconds until its port accepted a connection."""
+def start(kind: str, tree: str | None = None) -> tuple[subprocess.Popen, int, float]:
+    """Start a server of checkout ``tree`` (default: this one); return it, its port, and seconds
+    until its port accepted a connection."""
+    tree = tree or os.getcwd()
     port = free_port()
     began = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")]))
+    command = COMMANDS[kind.partition("@")[0]]
+    if command[0].startswith("bench/"):
+        command = [os.path.join(tree, command[0]), *command[1:]]
     proc = subprocess.Popen(
-        [sys.executable, *COMMANDS[kind], str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        [sys.executable, *command, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree
     )
     while proc.poll() is None:
         try:
@@ -128,10 +133,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", choices=["auto", "wrk", "python"], default="auto",
                         help="load generator: wrk if installed (auto), else a Python asyncio client")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run app and twist from the checkout in DIR (e.g. a git worktree of an older commit) "
+                             "and print this checkout's ratios to it")
     args = parser.parse_args()
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk"))
     print(f"load generator: {'wrk' if use_wrk else 'python asyncio'}")
     servers = {kind: start(kind) for kind in COMMANDS}
+    if args.baseline:
+        servers.update({f"{kind}@base": start(kind, os.path.abspath(args.baseline)) for kind in ("app", "twist")})
     rates: dict[str, list[float]] = {kind: [] for kind in servers}
     try:
         for _ in range(args.rounds):
@@ -142,10 +152,13 @@ def main() -> None:
                     rates[kind].append(asyncio.run(load(port, args.connections, args.seconds)))
         for kind, (proc, _, startup) in servers.items():
             median = statistics.median(rates[kind])
-            print(f"{kind:6} {median:8.0f} req/s  start {startup:.2f} s  rss {rss_mib(proc.pid):.1f} MiB")
-        for kind in ("app", "twist"):
-            ratio = statistics.median(m / b for m, b in zip(rates[kind], rates["bare"]))
-            print(f"ratio {kind}/bare: {ratio:.2f} (median of {args.rounds} rounds, {args.connections} connections)")
+            print(f"{kind:10} {median:8.0f} req/s  start {startup:.2f} s  rss {rss_mib(proc.pid):.1f} MiB")
+        pairs = [(kind, "bare") for kind in servers if kind != "bare"]
+        if args.baseline:
+            pairs += [("app", "app@base"), ("twist", "twist@base")]
+        for kind, other in pairs:
+            ratio = statistics.median(m / b for m, b in zip(rates[kind], rates[other]))
+            print(f"ratio {kind}/{other}: {ratio:.2f} (median of {args.rounds} rounds, {args.connections} connections)")
     finally:
         for proc, _, _ in servers.values():
             proc.kill()

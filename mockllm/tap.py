@@ -10,7 +10,6 @@ it to :func:`mockllm.server.build`, which makes one listener per endpoint: the r
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import replace
 
 from twisted.application.service import IService

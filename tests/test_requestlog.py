@@ -18,7 +18,6 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial import unittest
 
 from mockllm import tap
-from mockllm.admin.access import AdminAccess
 from mockllm.http.routes import MockLLM
 from mockllm.config import Config, ResponsesConfig
 from mockllm.observe.console import ConsoleLog

@@ -18,8 +18,9 @@ jitter.
 
 from __future__ import annotations
 
+import itertools
 import random
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -33,6 +34,8 @@ from mockllm.dialects import IDialect
 
 #: The outcome of an answer a fault cut short.
 CUT = "cut-by-fault"
+#: The last step of an answer that ends normally.
+FINISH = Finish()
 
 
 class Engine:
@@ -45,30 +48,33 @@ class Engine:
         #: Replies and jitter of plans without a seed of their own.
         self._rng = rng
 
-    def script(self, dialect: IDialect, request: CompletionRequest, plan: Plan) -> Iterator[Step]:
-        """The steps answering ``request`` as ``plan`` says."""
+    def script(self, dialect: IDialect, request: CompletionRequest, plan: Plan) -> Iterable[Step]:
+        """The steps answering ``request`` as ``plan`` says (after the plan's delay, if any)."""
         if plan.delay > 0:
-            yield Wait(plan.delay)
+            return self._delayed(dialect, request, plan)
+        return self._answer(dialect, request, plan)
+
+    def _delayed(self, dialect: IDialect, request: CompletionRequest, plan: Plan) -> Iterator[Step]:
+        yield Wait(plan.delay)
+        yield from self._answer(dialect, request, plan)
+
+    def _answer(self, dialect: IDialect, request: CompletionRequest, plan: Plan) -> Iterable[Step]:
+        """The fault's steps, or the reply's: drawn, stamped and rendered now."""
         fault = plan.fault
         if isinstance(fault, StatusFault):
-            yield from error_script(dialect, dialect.fault_error(fault))
-            return
+            return error_script(dialect, dialect.fault_error(fault))
         if isinstance(fault, TimeoutFault):
-            yield Wait(fault.hold)
-            yield from error_script(dialect, dialect.fault_error(StatusFault(504)))
-            return
+            return (Wait(fault.hold), *error_script(dialect, dialect.fault_error(StatusFault(504))))
         rng = random.Random(plan.seed) if plan.seed is not None else self._rng
         reply = self.reply(plan, request, rng)
         stamp = Stamp(dialect.new_id(self._ids), int(self._clock.seconds()))
-        yield Count(reply.completion_tokens)
+        count = Count(reply.completion_tokens)
         if request.stream:
             cut_at = fault.chunk if isinstance(fault, ChunkFault) else None
-            yield from stream_script(dialect, request, reply, stamp, paced(plan.timing, rng), cut_at)
-        else:
-            body = dialect.render(request, reply, stamp)
-            yield Head(200, ((b"content-type", dialect.content_type), (b"content-length", b"%d" % len(body))))
-            yield Write(body)
-            yield Finish()
+            return itertools.chain((count,), stream_script(dialect, request, reply, stamp, paced(plan.timing, rng), cut_at))
+        body = dialect.render(request, reply, stamp)
+        head = Head(200, ((b"content-type", dialect.content_type), (b"content-length", b"%d" % len(body))))
+        return count, head, Write(body), FINISH
 
     @staticmethod
     def reply(plan: Plan, request: CompletionRequest, rng: random.Random) -> Reply:
@@ -79,15 +85,11 @@ class Engine:
         return Reply.of_text(content if content is not None else draw_reply(rng, request.last_text))
 
 
-def error_script(dialect: IDialect, error: APIError) -> Iterator[Step]:
+def error_script(dialect: IDialect, error: APIError) -> tuple[Step, ...]:
     """Answer with ``error`` in the dialect's envelope."""
     headers, body = dialect.error(error)
-    yield Head(
-        error.status,
-        headers + ((b"content-type", dialect.content_type), (b"content-length", b"%d" % len(body))),
-    )
-    yield Write(body)
-    yield Finish()
+    length = (b"content-length", b"%d" % len(body))
+    return Head(error.status, (*headers, (b"content-type", dialect.content_type), length)), Write(body), FINISH
 
 
 def paced(timing: StreamTiming, rng: random.Random) -> Callable[[bool, int], float]:
@@ -129,4 +131,4 @@ def stream_script(
             yield Finish(CUT)
             return
         yield Event(frame.data, first_token)
-    yield Finish()
+    yield FINISH

@@ -74,45 +74,48 @@ class Executor:
         self._registered = False
         self._ended = False
         self._timer: IDelayedCall | None = None
-        self._done: Deferred[bytes] = Deferred(self._cancel)
+        #: Made only once the script has to wait (most answers run at once).
+        self._done: Deferred[bytes] | None = None
+        #: The script reached ``Finish`` (not ``Close``/``Abort``, which leave the end to Klein's cancel).
+        self._finished = False
 
     def run(self) -> bytes | Deferred[bytes]:
         """Start; ``b""`` if the whole script ran at once, else a Deferred firing when the answer ends."""
         self._advance()
-        if self._done.called:
+        if self._finished:
             return b""
+        self._done = Deferred(self._cancel)
         return self._done
 
     def _advance(self) -> None:
         """Run steps until one waits, the transport pauses, or the answer ends."""
+        steps, run = self._steps, _RUN
         while not (self._paused or self._timer is not None or self._ended):
-            step = next(self._steps, _FINISH)
-            kind = type(step)
-            if kind is Write:
-                self._write(step.data)
-            elif kind is Event:
-                self._event(step)
-            elif kind is Wait:
-                if step.seconds > 0:
-                    self._register()
-                    self._timer = self._clock.callLater(step.seconds, self._tick)
-            elif kind is Head:
-                self._head(step)
-            elif kind is Count:
-                self._progress.completion_tokens = step.completion_tokens
-            elif kind is Finish:
-                self._end(step.outcome)
-                self._done.callback(b"")
-            else:
-                self._drop(step)
+            step = next(steps, _FINISH)
+            run[type(step)](self, step)
+
+    def _wait(self, step: Wait) -> None:
+        if step.seconds > 0:
+            self._register()
+            self._timer = self._clock.callLater(step.seconds, self._tick)
+
+    def _count(self, step: Count) -> None:
+        self._progress.completion_tokens = step.completion_tokens
+
+    def _finish(self, step: Finish) -> None:
+        self._finished = True
+        self._end(step.outcome)
+        if self._done is not None:
+            self._done.callback(b"")
 
     def _tick(self) -> None:
         self._timer = None
         if not self._paused:
             self._advance()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, step: Write) -> None:
         """Write body bytes (kept as the exchange's response body)."""
+        data = step.data
         if data:
             progress = self._progress
             body = progress.response_body
@@ -124,7 +127,7 @@ class Executor:
         progress = self._progress
         progress.status = step.status
         progress.first_byte_at = now
-        request.setResponseCode(step.status, reason_phrase(step.status).encode("ascii"))
+        request.setResponseCode(step.status, _phrase(step.status))
         for name, value in step.headers:
             request.setHeader(name, value)
         for name, value in self._timing_headers(now - progress.started):
@@ -192,6 +195,28 @@ class Executor:
     def stopProducing(self) -> None:
         """The connection is closing: stop; Klein cancels the Deferred, which cleans up."""
         self._paused = True
+
+
+#: What the executor does for each kind of step.
+_RUN: dict[type, Callable[[Executor, Step], None]] = {
+    Head: Executor._head,
+    Write: Executor._write,
+    Event: Executor._event,
+    Wait: Executor._wait,
+    Count: Executor._count,
+    Finish: Executor._finish,
+    Close: Executor._drop,
+    Abort: Executor._drop,
+}
+_PHRASES: dict[int, bytes] = {}
+
+
+def _phrase(status: int) -> bytes:
+    """The reason phrase of ``status`` as bytes (computed once per status)."""
+    phrase = _PHRASES.get(status)
+    if phrase is None:
+        phrase = _PHRASES[status] = reason_phrase(status).encode("ascii")
+    return phrase
 
 
 def _socket_under(transport: object) -> socket.socket | None:

@@ -26,7 +26,6 @@ from mockllm.dialects.openai import (
     _check_model,
     _wrong_type,
     data_event,
-    dumps,
     usage,
 )
 
@@ -121,18 +120,7 @@ class ChatCompletions(OpenAIDialect):
             {"index": i, "message": _message(choice), "logprobs": None, "finish_reason": choice.finish_reason}
             for i, choice in enumerate(reply.choices)
         ]
-        return dumps(
-            {
-                "id": stamp.id,
-                "object": "chat.completion",
-                "created": stamp.created,
-                "model": request.model,
-                "choices": choices,
-                "usage": usage(request, reply.completion_tokens),
-                "service_tier": "default",
-                "system_fingerprint": SYSTEM_FINGERPRINT,
-            }
-        )
+        return self.whole(request, reply, stamp, "chat.completion", choices)
 
     def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
         """The fields every chunk shares."""

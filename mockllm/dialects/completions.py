@@ -16,7 +16,7 @@ from mockllm.behaviour.content import count_tokens
 from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
-from mockllm.dialects.openai import SYSTEM_FINGERPRINT, OpenAIDialect, _check_common, _check_model, _wrong_type, data_event, dumps, usage
+from mockllm.dialects.openai import SYSTEM_FINGERPRINT, OpenAIDialect, _check_common, _check_model, _wrong_type, data_event, usage
 
 
 def _prompt_texts(prompt: object) -> tuple[str, ...]:
@@ -50,18 +50,8 @@ class TextCompletions(OpenAIDialect):
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """A ``text_completion``."""
-        return dumps(
-            {
-                "id": stamp.id,
-                "object": "text_completion",
-                "created": stamp.created,
-                "model": request.model,
-                "choices": [_choice(i, c.text, c.finish_reason) for i, c in enumerate(reply.choices)],
-                "usage": usage(request, reply.completion_tokens),
-                "service_tier": "default",
-                "system_fingerprint": SYSTEM_FINGERPRINT,
-            }
-        )
+        choices = [_choice(i, c.text, c.finish_reason) for i, c in enumerate(reply.choices)]
+        return self.whole(request, reply, stamp, "text_completion", choices)
 
     def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
         """The fields every event shares."""

@@ -427,6 +427,21 @@ class OpenAIDialect:
         """A malformed event, for ``fail_chunk``: JSON cut off mid-object."""
         raise NotImplementedError
 
+    def whole(self, request: CompletionRequest, reply: Reply, stamp: Stamp, kind: str, choices: list) -> bytes:
+        """A whole answer: an object of type ``kind`` with ``choices``, the usage and the common fields."""
+        return dumps(
+            {
+                "id": stamp.id,
+                "object": kind,
+                "created": stamp.created,
+                "model": request.model,
+                "choices": choices,
+                "usage": usage(request, reply.completion_tokens),
+                "service_tier": "default",
+                "system_fingerprint": SYSTEM_FINGERPRINT,
+            }
+        )
+
     def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
         """The fields every object of one answer shares."""
         raise NotImplementedError

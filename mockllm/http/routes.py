@@ -21,12 +21,12 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from mockllm.behaviour.engine import Engine, error_script
+from mockllm.behaviour.engine import FINISH, Engine, error_script
 from mockllm.behaviour.errors import APIError, invalid_request
-from mockllm.behaviour.steps import Finish, Head, Write
+from mockllm.behaviour.steps import Head, Write
 from mockllm.config import Config
 from mockllm.dialects.chat import ChatCompletions
 from mockllm.dialects.completions import TextCompletions
@@ -96,7 +96,7 @@ class MockLLM:
         """A 200 JSON answer of ``body``."""
         ex = self.exchanges.begin(request)
         head = Head(200, ((b"content-type", CHAT.content_type), (b"content-length", b"%d" % len(body))))
-        return self.completions.run(request, ex, CHAT, (head, Write(body), Finish()))
+        return self.completions.run(request, ex, CHAT, (head, Write(body), FINISH))
 
     # --- routes ----------------------------------------------------------------
 

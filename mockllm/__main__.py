@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import getopt
 import ipaddress
+import os
 import re
+import shlex
 import sys
 from typing import Optional, Sequence, TextIO
 
@@ -33,9 +35,9 @@ def positive_days(value: str) -> int:
     try:
         days = int(value)
     except ValueError:
-        raise ValueError(f"--days must be a whole number of days, not {value!r}") from None
+        raise usage.UsageError(f"--days must be a whole number of days, not {value!r}") from None
     if days < 1:
-        raise ValueError(f"--days must be at least 1, not {days}")
+        raise usage.UsageError(f"--days must be at least 1, not {days}")
     return days
 
 
@@ -84,6 +86,10 @@ class CertsOptions(InterspersedOptions):
     """
 
     synopsis = f"{_PROG} certs DIR [--days N] [--hosts a,b] [--client-cn CN] [--bad]"
+
+    def getSynopsis(self) -> str:
+        """The usage line, on its own (not after the top-level command's)."""
+        return f"Usage: {self.synopsis}"
     longdesc = (
         "Write ca.pem/ca.key, server.pem/server.key and client.pem/client.key to DIR "
         "(keys mode 0600), keeping files that are already there, and print the curl "
@@ -96,11 +102,13 @@ class CertsOptions(InterspersedOptions):
     ]
     optFlags = [["bad", None, "Also write bad client certificates (expired, other CA, self-signed, not yet valid)."]]
 
-    def parseArgs(self, directory: str) -> None:
+    def parseArgs(self, *directories: str) -> None:
         """
         Take the one positional argument, the directory.
         """
-        self["directory"] = directory
+        if len(directories) != 1:
+            raise usage.UsageError(f"certs takes one directory to write to, e.g. {_PROG} certs ./certs")
+        self["directory"] = directories[0]
 
     def postOptions(self) -> None:
         """
@@ -117,14 +125,16 @@ class CertsOptions(InterspersedOptions):
         """
         Write the PKI and print what was done and the curl command.
         """
-        result = pki.generate_dev_pki(
-            self["directory"], self["days"], self["hosts"], self["client-cn"], self["bad"]
-        )
+        directory = self["directory"]
+        if os.path.exists(directory) and not os.path.isdir(directory):
+            raise pki.PKIError(f"{directory} exists and is not a directory")
+        result = pki.generate_dev_pki(directory, self["days"], self["hosts"], self["client-cn"], self["bad"])
         for path in result.created:
             out.write(f"created {path}\n")
         for path in result.kept:
             out.write(f"kept    {path} (already there)\n")
-        out.write(f"\nCall the mTLS listener with:\n  {result.curl_command()}\n")
+        out.write(f"\nStart the server with these files:\n  twist mockllm --certs-dir {shlex.quote(str(directory))}\n")
+        out.write(f"Call the mTLS listener with:\n  {result.curl_command()}\n")
         return 0
 
 

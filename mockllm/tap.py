@@ -10,19 +10,26 @@ it to :func:`mockllm.server.build`, which makes one listener per endpoint: the r
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from dataclasses import replace
 
+import twisted
 from twisted.application.service import IService
 from twisted.logger import Logger
 from twisted.python import usage
 
+import mockllm
 from mockllm.admin.access import AdminAccess, Network, parse_networks
 from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
 from mockllm.config import TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ServerConfig, TLSConfig
+from mockllm.config import describe
 from mockllm.config.checks import MAX_MS
 from mockllm.config.model import CLIENT_CERT_MODES
 from mockllm.config.toml import ConfigError, load_config
+from mockllm.observe.output import adjust_twist_output
 from mockllm.server import Listener, Observers, build, listen_descriptions
+from mockllm.startup import StartFailed
 
 _log = Logger()
 _SERVER = ServerConfig()
@@ -30,14 +37,19 @@ _TLS = TLSConfig()
 _OBSERVE = ObserveConfig()
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise usage.UsageError(f"a port must be a number from 0 to 65535, not {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise usage.UsageError(f"a port must be a number from 0 to 65535, not {port}")
-    return port
+def _port(name: str):
+    """The coercer of port option ``name``: a usage error naming the option for anything but 0-65535."""
+
+    def coerce(value: str) -> int:
+        try:
+            port = int(value)
+        except ValueError:
+            raise usage.UsageError(f"--{name}: a port must be a number from 0 to 65535, not {value!r}") from None
+        if not 0 <= port <= 65535:
+            raise usage.UsageError(f"--{name}: a port must be a number from 0 to 65535, not {port}")
+        return port
+
+    return coerce
 
 
 def _seed(value: str) -> int:
@@ -72,9 +84,12 @@ class Options(usage.Options):
 
     synopsis = "[options]"
     longdesc = (
-        "Serve a mock of the OpenAI API: plain HTTP on 127.0.0.1:8001 by default.  "
-        "Per-request failure controls (?delay=, ?fail=, ?stream=, ?fail_chunk=, or "
-        "X-Mock-* headers) are described in docs/api.md."
+        "Serve a mock of the OpenAI API: plain HTTP on 127.0.0.1:8001 and HTTPS requiring "
+        "verified client certificates (mTLS) on 127.0.0.1:8443 by default (a development PKI "
+        "is made in ./certs).  --listen takes Twisted endpoint strings instead (tcp:, unix:, "
+        "mtls:).  Per-request failure controls (?delay=, ?fail=, ?stream=, ?fail_chunk=, or "
+        "X-Mock-* headers) are described in docs/api.md; the configuration file in "
+        "docs/scenarios.md (--print-config writes one with every default)."
     )
 
     optFlags = [
@@ -82,6 +97,7 @@ class Options(usage.Options):
         ["no-https", None, "Do not serve HTTPS (mTLS)."],
         ["list-scenarios", None, "Print each scenario, what it does and its parameters, then exit."],
         ["no-admin", None, "Serve no admin API: /__admin/... are then 404s like any unknown URL."],
+        ["print-config", None, "Print the whole configuration with every default, as a commented TOML file, then exit."],
     ]
 
     optParameters = [
@@ -92,7 +108,7 @@ class Options(usage.Options):
         ["max-connections", None, None, "Connections served at once; more get a 503 (default 1000).",
          lambda v: _positive_int("max-connections", v)],
         ["host", None, _SERVER.host, "Interface to listen on (an IPv4 or IPv6 address)."],
-        ["http-port", None, _SERVER.http_port, "Plain HTTP port (0 picks a free one).", _port],
+        ["http-port", None, _SERVER.http_port, "Plain HTTP port (0 picks a free one).", _port("http-port")],
         ["backlog", None, _SERVER.backlog, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
         ["max-body-bytes", None, _SERVER.max_body_bytes, "Largest request body accepted; larger get a 413.",
          lambda v: _positive_int("max-body-bytes", v)],
@@ -100,7 +116,7 @@ class Options(usage.Options):
         ["timeout-ms", None, None, f"How long fail=timeout holds the connection, in ms (default 30000, at most {MAX_MS})."],
         ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default 600000, at most {MAX_MS})."],
         ["models", None, None, "Comma-separated model ids to serve (default gpt-4o-mini,gpt-4o,gpt-3.5-turbo,gpt-4)."],
-        ["https-port", None, _SERVER.port, "HTTPS (mTLS) port (0 picks a free one).", _port],
+        ["https-port", None, _SERVER.port, "HTTPS (mTLS) port (0 picks a free one).", _port("https-port")],
         ["tls-cert", None, None, "Server certificate, PEM (default: server.pem in --certs-dir)."],
         ["tls-key", None, None, "Server private key, PEM (default: server.key in --certs-dir)."],
         ["certs-dir", None, _TLS.certs_dir, "Where the development PKI lives; generated there if missing and no --tls-* is given."],
@@ -158,11 +174,26 @@ class Options(usage.Options):
     scenario_problems: tuple[str, ...] = ()
 
     def parseOptions(self, options: list[str] | None = None) -> None:
-        """Parse, remembering which options the command line actually gave (see :meth:`was_given`)."""
+        """Parse, remembering which options the command line actually gave (see :meth:`was_given`).
+
+        Under ``twist``/``twistd`` (as their subcommand) a bad value ends the program with one line
+        and a hint, exit status 64 (``EX_USAGE``), instead of Twisted's error and whole usage.
+        """
         self._given: set[str] = set()
         for name, handler in list(self._dispatch.items()):
             self._dispatch[name] = _recording(handler, self._given)
-        super().parseOptions(options)
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as error:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"mockllm: error: {error}\nsee: twist mockllm --help\n")
+            raise SystemExit(64) from None
+
+    def opt_version(self) -> None:
+        """Print mockllm's version (and Twisted's), then exit."""
+        print(f"mockllm {mockllm.__version__} (Twisted {twisted.__version__})")
+        raise SystemExit(0)
 
     def was_given(self, name: str) -> bool:
         """Whether option ``name`` was given (or set to something other than its default)."""
@@ -201,7 +232,12 @@ class Options(usage.Options):
         return [os.path.abspath(path)]
 
     def postOptions(self) -> None:
-        """Check the numeric options and that something will listen."""
+        """Check the numeric options and that something will listen; make ``twist``'s output readable."""
+        if self["print-config"]:
+            self._print_config()
+        parent = getattr(self, "parent", None)
+        if parent is not None and "fileLogObserverFactory" in parent:  # running under ``twist``
+            adjust_twist_output(parent, sys.argv)
         self.load_scenarios()
         for name in ("stream-interval-ms", "timeout-ms", "max-delay-ms"):
             if self[name] is not None:
@@ -213,6 +249,15 @@ class Options(usage.Options):
             raise usage.UsageError("--tls-cert and --tls-key go together: give both or neither")
         if self["no-https"] and self["tls-fault"]:
             raise usage.UsageError("--tls-fault needs the HTTPS listener, but --no-https is given")
+
+    def _print_config(self) -> None:
+        """``--print-config``: the configuration (the ``--config`` file's, else the defaults), then exit."""
+        try:
+            config = load_config(self["config"]) if self["config"] else None
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        sys.stdout.write(describe.render(config))
+        raise SystemExit(0)
 
     def listeners_left(self) -> bool:
         """Whether any listener other than plain HTTP is enabled."""
@@ -324,9 +369,47 @@ def makeService(options: Options) -> IService:
     config = config_from_options(options)
     scenarios = scenario_runner(options, config, reactor)
     access = None if options["no-admin"] else AdminAccess(options["admin-from"] or ())
-    observers = Observers.from_config(observe_config(options))
-    top, _ = build(config, reactor, scenarios, observers, access, listeners(options, config), options["seed"])
+    observe = observe_config(options)
+    serving = listeners(options, config)
+    preflight(serving, config)
+    for line in banner(options, config, scenarios, observe):
+        _log.info("{line}", line=line)
+    top, _ = build(config, reactor, scenarios, Observers.from_config(observe), access, serving, options["seed"])
     return top
+
+
+def banner(options: Options, config: Config, scenarios: ScenarioRunner, observe: ObserveConfig) -> list[str]:
+    """The start-up lines: version, configuration file, scenario, seed, models, request log."""
+    seed = str(options["seed"]) if options["seed"] is not None else f"{scenarios.seed} (random; --seed {scenarios.seed} repeats this run)"
+    return [
+        f"mockllm {mockllm.__version__}: configuration {options['config'] or 'embedded defaults (--print-config shows them)'}",
+        f"mockllm: scenario {scenarios.current}",
+        f"mockllm: seed {seed}",
+        f"mockllm: models {', '.join(config.models.available)}",
+        f"mockllm: request log {observe.request_log or 'off (--request-log FILE)'}",
+    ]
+
+
+def preflight(serving: list[Listener], config: Config) -> None:
+    """Stop now, with one line, if a fixed TCP port of the shorthand listeners is taken.
+
+    ``twistd`` binds only after it has daemonized, and its launcher can then only print a
+    cut-off ``repr``; checking here, before that, keeps the message whole.  Endpoints given
+    with ``--listen`` are checked when they bind.
+    """
+    server = config.server
+    for listener, port in ((server.http_port, "HTTP"), (server.port, "HTTPS (mTLS)")):
+        if not listener:
+            continue
+        family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((server.host, listener))
+            except OSError as error:
+                raise StartFailed(
+                    f"mockllm: cannot listen for {port} on {server.host}:{listener}: {error.strerror}"
+                ) from None
 
 
 __all__ = ["Options", "config_from_options", "makeService"]

@@ -58,16 +58,17 @@ class ServerProcess(ProcessProtocol):
         return self.ended
 
 
-def spawn(testcase, args: list[str], cwd: str, command: str = "twist") -> ServerProcess:
+def spawn(testcase, args: list[str], cwd: str, command: str = "twist", twist_args: list[str] = ()) -> ServerProcess:
     """Start ``twist`` (or ``twistd -n``, or a daemonizing ``twistd``) ``mockllm <args>`` in ``cwd``.
 
+    ``twist_args`` go to ``twist`` itself, before ``mockllm``.
     The child is stopped in cleanup (a daemonizing launcher has exited by then).
     """
     protocol = ServerProcess()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     twistd = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
     if command == "twist":
-        argv = [sys.executable, "-m", "twisted", "mockllm", *args]
+        argv = [sys.executable, "-m", "twisted", *twist_args, "mockllm", *args]
     elif command == "twistd":
         argv = [*twistd, "-n", "--pidfile=", "mockllm", *args]
     else:  # "twistd-daemon": daemonize with the usual twistd.pid and twistd.log in cwd

@@ -109,7 +109,10 @@ class TLSRouteTests(AdminCase):
     def test_reload_tls_without_https(self) -> None:
         """Without an HTTPS listener reload-tls is a 404 saying so; from elsewhere, 403."""
         conn = self.call("POST", "/__admin/reload-tls")
-        self.assertEqual(conn.json(), {"reloaded": False, "error": "this server has no HTTPS listener"})
+        body = validate("ErrorResponse", conn.json())
+        self.assertEqual(body["error"]["code"], "no_https_listener")
+        self.assertEqual(body["error"]["message"], "This server has no HTTPS listener.")
+        self.assertFalse(body["reloaded"])
         self.assertEqual(conn.status, 404)
         self.refused(self.call("POST", "/__admin/reload-tls", peer="10.1.2.3"))
 

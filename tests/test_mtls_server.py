@@ -363,7 +363,8 @@ class AdminTests(RunningServer, unittest.TestCase):
         self.dev.path("ca.pem").write_bytes(b"garbage")
         status, body = yield ts.in_thread(request, self.ports["HTTP"], None, "POST", "/__admin/reload-tls")
         self.assertEqual(status, 500)
-        self.assertIn(str(self.dev.path("ca.pem")), body["error"])
+        self.assertIn(str(self.dev.path("ca.pem")), body["error"]["message"])
+        self.assertEqual((body["error"]["code"], body["reloaded"]), ("tls_reload_failed", False))
         stage, _ = yield ts.in_thread(ts.attempt, self.ports["HTTPS"], ctx)
         self.assertEqual(stage, "ok")
 

@@ -186,7 +186,20 @@ class ConsoleTests(unittest.TestCase):
         o = observed_app(admin=False, observers=[ConsoleLog(Logger(observer=events.append))])
         RawHTTP(o.app).send("POST", PATH, b"[]")
         self.assertIn(" 400 0ms fault=none scenario=- completed req_", formatEvent(events[0]))
-        self.assertIn("error='Invalid type for request body", formatEvent(events[0]))
+        self.assertIn('error="Invalid type for request body', formatEvent(events[0]))
+
+    def test_reason_with_quotes_and_no_status(self) -> None:
+        """One rendering: the reason is a JSON string whatever quotes it holds; no status is ``none``."""
+        from mockllm.observe.exchange import Exchange
+
+        events: list[dict] = []
+        log = ConsoleLog(Logger(observer=events.append))
+        ex = Exchange("req_1", 0.0, "POST", PATH, "", "127.0.0.1:1", [], b"", error="can't \"parse\"")
+        ex.finished_at, ex.outcome = 1.0, "client-disconnected"
+        log.exchange_finished(ex)
+        line = formatEvent(events[0])
+        self.assertIn(" none 1000ms ", line)
+        self.assertTrue(line.endswith(' error="can\'t \\"parse\\""'), line)
 
 
 class ProcessTests(unittest.TestCase):
@@ -212,9 +225,42 @@ class ProcessTests(unittest.TestCase):
         lines = read_lines(os.path.join(cwd, "requests.jsonl"))
         self.assertEqual([(r["path"], r["outcome"]) for r in lines],
                          [("/v1/models", "completed"), (PATH, "server-shutdown")])
-        self.assertIn(b'"log_namespace": "mockllm.requests"', server.output)
+        self.assertIn(b"[mockllm.requests#info] 127.0.0.1:", server.output)
         self.assertNotIn(b"zebra-secret", server.output)
         self.assertIn("zebra-secret", lines[1]["request"]["body"])
+
+
+class OutputTests(unittest.TestCase):
+    """What ``twist mockllm`` prints when its output is not a terminal."""
+
+    timeout = 30
+
+    async def output_of(self, twist_args: list[str]) -> list[bytes]:
+        """The lines a server prints while answering one request."""
+        cwd = self.mktemp()
+        os.makedirs(cwd)
+        server = spawn(self, ["--no-https", "--http-port", "0"], cwd, twist_args=twist_args)
+        url = await server.ready
+        client = treq_client(self)
+        await (await client.get(url + "/v1/models")).content()
+        await server.stop()
+        return server.output.splitlines()
+
+    async def test_readable_by_default(self) -> None:
+        """Through a pipe: one readable line per event, no JSON, no Twisted port noise."""
+        lines = await self.output_of([])
+        self.assertTrue(any(b"[mockllm.requests#info] 127.0.0.1:" in line and b" GET /v1/models 200 " in line for line in lines))
+        self.assertFalse(any(line.lstrip(b"\x1e").startswith(b"{") for line in lines), lines)
+        self.assertFalse(any(b"starting on" in line or b"Port" in line and b"Closed" in line for line in lines), lines)
+
+    async def test_json_when_asked(self) -> None:
+        """``twist --log-format json mockllm``: Twisted's JSON events, one per line, still without port noise."""
+        lines = await self.output_of(["--log-format", "json"])
+        # Twisted's JSON lines begin with the record separator (RS, 0x1e).
+        events = [json.loads(line.lstrip(b"\x1e")) for line in lines if line.lstrip(b"\x1e").startswith(b"{")]
+        requests = [e for e in events if e.get("log_namespace") == "mockllm.requests"]
+        self.assertEqual([(e["method"], e["path"], e["status"]) for e in requests], [("GET", "/v1/models", 200)])
+        self.assertFalse(any("starting on" in str(e.get("log_text", "")) for e in events))
 
 
 class _Ignore:

@@ -107,6 +107,28 @@ class ErrorTests(ConfigCase):
         """A syntax error."""
         self.assertIn("not valid TOML", self.problem("[server\nport = 1\n"))
 
+    def raw_problem(self, data: bytes) -> str:
+        """The one-line :class:`ConfigError` message for a file holding the bytes ``data``."""
+        path = self.mktemp() + ".toml"
+        with open(path, "wb") as f:
+            f.write(data)
+        with self.assertRaises(ConfigError) as raised:
+            load_config(path)
+        message = str(raised.exception)
+        self.assertTrue(message.startswith(path + ": "), message)
+        self.assertNotIn("\n", message)
+        return message
+
+    def test_not_utf8(self) -> None:
+        """A file in another encoding: one line naming the file, the line and the byte, not a traceback."""
+        message = self.raw_problem('[server]\nhost = "127.0.0.1"\n# caf\u00e9\n'.encode("latin-1"))
+        self.assertIn("not UTF-8 text (line 3 has the byte 0xe9)", message)
+
+    def test_bom(self) -> None:
+        """A UTF-8 byte-order mark: one line saying so, not "Invalid statement"."""
+        message = self.raw_problem(b"\xef\xbb\xbf[server]\nport = 1\n")
+        self.assertIn("byte-order mark", message)
+
     def test_unknown_section(self) -> None:
         """An unknown table."""
         message = self.problem("[serverz]\nport = 1\n")
@@ -126,10 +148,10 @@ class ErrorTests(ConfigCase):
     def test_wrong_types(self) -> None:
         """A value of the wrong type for each kind of key."""
         cases = {
-            '[server]\nport = "8443"\n': "[server] port: expected a whole number from 0 to 65535, got '8443'",
+            '[server]\nport = "8443"\n': "[server] port: expected a whole number from 0 to 65535, got \"8443\"",
             "[server]\nhost = 1\n": "[server] host: expected a non-empty string, got 1",
-            "[server]\nmax_connections = true\n": "[server] max_connections: expected a whole number >= 1, got True",
-            '[tls]\nrequire_client_cert = "yes"\n': "[tls] require_client_cert: expected true or false, got 'yes'",
+            "[server]\nmax_connections = true\n": "[server] max_connections: expected a whole number >= 1, got true",
+            '[tls]\nrequire_client_cert = "yes"\n': "[tls] require_client_cert: expected true or false, got \"yes\"",
             "[tls]\ncert_path = 5\n": "[tls] cert_path: expected a non-empty string, got 5",
             '[responses]\nstreaming_enabled = 1\n': "[responses] streaming_enabled: expected true or false, got 1",
             '[responses]\nerror_rate_percent = "5"\n': "[responses] error_rate_percent: expected a number from 0 to 100",
@@ -156,7 +178,7 @@ class ErrorTests(ConfigCase):
     def test_tls_fault(self) -> None:
         """``[tls] fault`` must name a known fault; the error names the file, the key and the choices."""
         message = self.problem('[tls]\nfault = "bogus"\n')
-        self.assertTrue(message.endswith(f": [tls] fault: expected one of {', '.join(TLS_FAULTS)}, got 'bogus'"), message)
+        self.assertTrue(message.endswith(f": [tls] fault: expected one of {', '.join(TLS_FAULTS)}, got \"bogus\""), message)
         self.assertIn("[tls] fault: expected one of", self.problem("[tls]\nfault = 3\n"))
         for fault in TLS_FAULTS:
             self.assertEqual(parse_config({"tls": {"fault": fault}}).tls.fault, fault)
@@ -185,7 +207,7 @@ class ErrorTests(ConfigCase):
             "[scenarios.x]\nbogus = 1\n": "[scenarios.x] bogus: unknown parameter of 'default'",
             "[scenarios.x]\nname = 5\n": "[scenarios.x] name: expected a non-empty string, got 5",
             "[scenarios.fast]\nerror_rate_percent = 150\n": "[scenarios.fast] error_rate_percent: expected a number from 0 to 100",
-            "[scenarios.x]\nbase = 'flaky'\nfail_first = 'two'\n": "[scenarios.x] fail_first: expected a whole number from 0 to 1000000000, got 'two'",
+            "[scenarios.x]\nbase = 'flaky'\nfail_first = 'two'\n": "[scenarios.x] fail_first: expected a whole number from 0 to 1000000000, got \"two\"",
             "[scenarios.x]\nerror_statuses = [200]\n": "[scenarios.x] error_statuses: expected a non-empty array of HTTP error statuses",
         }
         for text, expected in cases.items():

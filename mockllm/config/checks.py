@@ -10,6 +10,7 @@ headers, journal filters, options).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 #: A value check: returns the (possibly normalised) value or raises ``ValueError(expected)``.
@@ -165,11 +166,19 @@ def optional(check: Check, meaning: str) -> Check:
     return check_optional
 
 
+def written(value: Any) -> str:
+    """``value`` as a TOML or JSON file writes it (``true``, ``"8443"``, ``[1, 2]``), for messages."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def apply(check: Check, value: Any, where: str) -> Any:
     """``check(value)``, re-raising a failure as ``ValueError("<where>: expected ..., got ...")``."""
     try:
         return check(value)
     except ValueError as error:
-        raise ValueError(f"{where}: expected {error}, got {value!r}") from None
+        raise ValueError(f"{where}: expected {error}, got {written(value)}") from None
 
 

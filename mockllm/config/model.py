@@ -21,14 +21,17 @@ CLIENT_CERT_MODES: tuple[str, ...] = ("required", "optional")
 class ServerConfig:
     """Where and how the listeners listen."""
 
+    #: The interface every listener uses (``0.0.0.0`` or ``::`` for all of them).
     host: str = "127.0.0.1"
+    #: The plain HTTP listener's port (0 picks a free one).
     http_port: int | None = 8001
-    #: The mTLS listener's port (``[server] port`` in the TOML file).
+    #: The mTLS listener's port (0 picks a free one).
     port: int | None = 8443
+    #: Connections served at once; more get an immediate 503.
     max_connections: int = 1000
     #: The listen(2) queue; Twisted's default of 50 drops SYNs under bursts.
     backlog: int = 1024
-    #: The largest completion request body accepted; larger ones get a 413.
+    #: The largest request body accepted; larger ones get a 413 (from Content-Length, before reading it).
     max_body_bytes: int = 16 * 1024 * 1024
 
 
@@ -36,13 +39,17 @@ class ServerConfig:
 class TLSConfig:
     """Certificate material for the mTLS listener (all ``None``: use ``certs_dir``)."""
 
+    #: The server certificate, PEM (intermediates may follow it); unset: server.pem in certs_dir.
     cert_path: str | None = None
+    #: Its unencrypted PEM private key; unset: server.key in certs_dir.
     key_path: str | None = None
-    #: The CA bundles trusted for client certificates: one path, or several (all trusted).
+    #: The CA bundles trusted for client certificates: one path, or several (all trusted); unset: ca.pem in certs_dir.
     ca_cert_path: str | tuple[str, ...] | None = None
+    #: Refuse clients without a certificate (false: accept them; a presented one must still verify).
     require_client_cert: bool = True
+    #: Where the development PKI lives; made there on first start when no file above is named.
     certs_dir: str = "certs"
-    #: ``--tls-fault``: serve a certificate correct clients refuse (see docs/mtls.md).
+    #: Serve a certificate correct clients refuse: expired-server-cert, wrong-host or untrusted-server-cert.
     fault: str | None = None
 
 
@@ -50,14 +57,17 @@ class TLSConfig:
 class ResponsesConfig:
     """How completions are answered when no scenario or request says otherwise."""
 
+    #: Delay before every completion, in ms.
     default_delay_ms: int = 0
+    #: Percent of completions answered with an error (a 429, 500 or 503).
     error_rate_percent: float = 0.0
+    #: Whether "stream": true is served (false: a 400).
     streaming_enabled: bool = True
-    #: Pause before each streamed content chunk.
+    #: Pause before each streamed chunk after the first, in ms.
     stream_interval_ms: int = 20
-    #: How long ``fail=timeout`` holds the connection before its 504.
+    #: How long fail=timeout holds the connection before its 504, in ms.
     timeout_ms: int = 30_000
-    #: The largest ``delay`` a request may ask for.
+    #: The largest delay a request may ask for, in ms.
     max_delay_ms: int = 600_000
 
 
@@ -65,6 +75,7 @@ class ResponsesConfig:
 class ModelsConfig:
     """The models ``/v1/models`` lists and completions accept."""
 
+    #: The model ids /v1/models lists and completions accept.
     available: tuple[str, ...] = DEFAULT_MODELS
 
 

@@ -119,9 +119,18 @@ def load_config(path: str) -> Config:
     """Read and check the TOML file at ``path``; :class:`ConfigError` says what is wrong with it."""
     try:
         with open(path, "rb") as f:
-            document = tomllib.load(f)
+            raw = f.read()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration file: {error.strerror}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(f"{path}: starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save it as UTF-8 without one")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (line {line} has the byte 0x{raw[error.start]:02x}); TOML files are UTF-8") from None
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     try:

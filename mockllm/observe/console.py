@@ -6,6 +6,9 @@ format renders as one readable line::
 
     127.0.0.1:50312 POST /v1/chat/completions 500 12ms fault=status scenario=default completed req_9f...
 
+A request that got no status (its client left first) shows ``none`` there, as the metrics do;
+a refused request's line ends with ``error="..."``, the reason as a JSON string.
+
 ``twist`` chooses the output: that text when stdout is a terminal, the event
 as JSON (every key below, typed) otherwise.  The line is rendered here and the
 format is just ``{line}``, so a JSON observer flattens one field, not ten.
@@ -13,6 +16,8 @@ Bodies and headers are never in the event; they go to ``--request-log`` only.
 """
 
 from __future__ import annotations
+
+import json
 
 from twisted.logger import Logger
 
@@ -23,7 +28,7 @@ _LINE = (
     "{client} {method} {path} {status} {duration_ms}ms fault={fault} scenario={scenario} "
     "{outcome} {request_id}"
 )
-_LINE_WITH_ERROR = _LINE + " error={error!r}"
+_LINE_WITH_ERROR = _LINE + " error={error_json}"
 
 
 class ConsoleLog:
@@ -42,7 +47,7 @@ class ConsoleLog:
             "client": exchange.client,
             "method": exchange.method,
             "path": exchange.path,
-            "status": exchange.status,
+            "status": exchange.status if exchange.status is not None else "none",
             "duration_ms": round(total) if total is not None else None,
             "fault": exchange.fault or "none",
             "scenario": exchange.scenario or "-",
@@ -50,5 +55,8 @@ class ConsoleLog:
             "request_id": exchange.request_id,
             "error": exchange.error,
         }
-        line = (_LINE_WITH_ERROR if exchange.error else _LINE).format(**fields)
+        if exchange.error:
+            line = _LINE_WITH_ERROR.format(error_json=json.dumps(exchange.error, ensure_ascii=False), **fields)
+        else:
+            line = _LINE.format(**fields)
         self.log.info("{line}", line=line, **fields)

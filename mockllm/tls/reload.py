@@ -92,21 +92,27 @@ def reload_response(server_tls: Optional[Reloadable]) -> Deferred:
     """
     What C{POST /__admin/reload-tls} answers: fires with C{(status, body)}
     where body is a JSON-ready dict: 200 C{{"reloaded": true, "warnings":
-    [...]}}, 500 C{{"reloaded": false, "error": "..."}} naming the broken
-    file (the old material stays in use), or 404 without an HTTPS listener.
+    [...]}}; 500 (the error names the broken file; the old material stays in
+    use) or 404 without an HTTPS listener, each with an OpenAI-shaped
+    C{"error"} and C{"reloaded": false}.
     Cancelling it (Klein does when the client disconnects) does not stop the
     reload: see L{detached}.
     """
     if server_tls is None:
-        return succeed((404, {"reloaded": False, "error": "this server has no HTTPS listener"}))
+        return succeed((404, _failed("This server has no HTTPS listener.", "invalid_request_error", "no_https_listener")))
 
     def failed(failure):
         failure.trap(TLSConfigError)
-        return 500, {"reloaded": False, "error": failure.getErrorMessage()}
+        return 500, _failed(failure.getErrorMessage(), "server_error", "tls_reload_failed")
 
     d = server_tls.reload()
     d.addCallbacks(lambda warnings: (200, {"reloaded": True, "warnings": warnings}), failed)
     return detached(d)
+
+
+def _failed(message: str, kind: str, code: str) -> dict:
+    """A failed reload's body: the OpenAI-shaped ``error`` every other error has, and ``reloaded: false``."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}, "reloaded": False}
 
 
 def detached(work: Deferred) -> Deferred:

@@ -1,0 +1,62 @@
+"""
+``twist mockllm --print-config``: the whole default configuration as a commented TOML file.
+
+The comments are the ``#:`` lines above each field of :mod:`mockllm.config.model`, read from
+its source when asked, so every default and its description stay written once.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import fields
+from typing import Any
+
+from mockllm.config import model
+from mockllm.config.toml import SECTIONS
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The ``#:`` comment lines above each field of dataclass ``cls``, joined."""
+    source = inspect.getsource(cls)
+    lines = source.splitlines()
+    docs: dict[str, str] = {}
+    for node in ast.parse(source).body[0].body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            above, row = [], node.lineno - 2
+            while row >= 0 and lines[row].strip().startswith("#:"):
+                above.insert(0, lines[row].strip()[2:].strip())
+                row -= 1
+            docs[node.target.id] = " ".join(above)
+    return docs
+
+
+def toml_value(value: Any) -> str:
+    """``value`` (a string, number, boolean or sequence of them) written as TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "[" + ", ".join(toml_value(item) for item in value) + "]"
+
+
+def render(config: model.Config | None = None) -> str:
+    """The TOML text of ``config`` (default: the embedded defaults), each key with its description."""
+    config = config or model.Config()
+    out = [
+        "# mockllm's configuration: every key with its default (twist mockllm --print-config).",
+        "# Use it with:  twist mockllm --config FILE   (command-line options override it; see docs/scenarios.md)",
+    ]
+    for section in SECTIONS:
+        values = getattr(config, section)
+        docs = field_docs(type(values))
+        out += ["", f"[{section}]"]
+        for f in fields(values):
+            if docs.get(f.name):
+                out.append("# " + docs[f.name].replace("``", ""))
+            value = getattr(values, f.name)
+            out.append(f"# {f.name} =  (unset)" if value is None else f"{f.name} = {toml_value(value)}")
+    out += ["", "# [scenarios.NAME] tables re-parameterise or define scenarios: twist mockllm --list-scenarios"]
+    return "\n".join(out) + "\n"

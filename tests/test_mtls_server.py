@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import ssl
 from pathlib import Path
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.python import usage
 from twisted.trial import unittest
 
@@ -385,3 +387,86 @@ class NoHTTPSAdminTests(unittest.TestCase):
         status, body = yield ts.in_thread(request, ports["HTTP"], None, "POST", "/__admin/reload-tls")
         self.assertEqual(status, 404)
         self.assertFalse(body["reloaded"])
+
+
+class HandshakeReportTests(unittest.TestCase):
+    """
+    What the whole server reports of each handshake: the metric, and one console line per refusal.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        from twisted.logger import globalLogPublisher
+
+        self.dev = ts.copy_pki(self)
+        self.lines: list[str] = []
+
+        def observe(event) -> None:
+            from twisted.logger import formatEvent
+
+            if event.get("log_namespace") == "mockllm.http.connlimit.ConnectionLimit":
+                self.lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+
+    def handshakes(self, port: int) -> dict:
+        """Blocking: the handshake counters from ``/metrics`` on the plain port."""
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        found = {}
+        for line in text.splitlines():
+            if line.startswith("mockllm_tls_handshakes_total{"):
+                labels, value = line.split("} ")
+                found[labels.split("{")[1]] = float(value)
+        return found
+
+    @defer.inlineCallbacks
+    def wait_for(self, port: int, key: str):
+        """The counters, once ``key`` has been counted (the close is seen a moment after the client's)."""
+        for _ in range(100):
+            counts = yield ts.in_thread(self.handshakes, port)
+            if key in counts:
+                return counts
+            yield deferLater(reactor, 0.02, lambda: None)
+        raise AssertionError(f"{key} never counted: {counts}")
+
+    @defer.inlineCallbacks
+    def test_refusal_has_a_console_line(self):
+        """
+        A client without a certificate is counted as refused and gets one line with its address and why.
+        """
+        ports = start(self, "--certs-dir", str(self.dev.directory))
+        kind, _ = yield ts.in_thread(ts.attempt, ports["HTTPS"], ts.client_context(self.dev, client=None))
+        self.assertIn(kind, ("handshake", "request"))
+        yield self.wait_for(ports["HTTP"], 'reason="no-certificate",result="refused"')
+        (line,) = [line for line in self.lines if "no client certificate" in line]
+        self.assertIn("TLS handshake refused from 127.0.0.1:", line)
+
+    @defer.inlineCallbacks
+    def test_wrong_host_refused_after_handshake(self):
+        """
+        ``--tls-fault wrong-host``: a client that refuses the name after the handshake and closes is
+        counted as refused (closed-without-request), not accepted; a request that gets through is accepted.
+        """
+        ports = start(self, "--certs-dir", str(self.dev.directory), "--tls-fault", "wrong-host")
+
+        def handshake_then_close() -> None:
+            ctx = ts.client_context(self.dev)
+            ctx.check_hostname = False  # as curl does: the handshake completes, then the name is checked
+            with socket.create_connection(("127.0.0.1", ports["HTTPS"]), timeout=10) as sock:
+                with ctx.wrap_socket(sock, server_hostname="localhost"):
+                    pass
+
+        yield ts.in_thread(handshake_then_close)
+        counts = yield self.wait_for(ports["HTTP"], 'reason="closed-without-request",result="refused"')
+        self.assertNotIn('reason="ok",result="accepted"', counts)
+        self.assertTrue(any("closed after the handshake without a request" in line and "CN=mockllm-client" in line
+                            for line in self.lines), self.lines)
+        ctx = ts.client_context(self.dev)
+        ctx.check_hostname = False
+        status, _ = yield ts.in_thread(request, ports["HTTPS"], ctx, "GET", "/v1/models")
+        self.assertEqual(status, 200)
+        yield self.wait_for(ports["HTTP"], 'reason="ok",result="accepted"')

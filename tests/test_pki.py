@@ -4,6 +4,7 @@ The development PKI (L{mockllm.pki}) and C{python -m mockllm certs}.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import stat
@@ -267,6 +268,7 @@ class CertsCommandTests(unittest.TestCase):
                                          "localhost,api.test", "--client-cn", "proxy", "--bad")
         self.assertEqual((status, err), (0, ""))
         self.assertIn(pki.DevPKI(target).curl_command(), out)
+        self.assertIn(f"twist mockllm --certs-dir {target}", out)
         self.assertTrue((target / "bad-self-signed-client.pem").exists())
         self.assertIn("CN=proxy", cert(pki.DevPKI(target), "client").subject.rfc4514_string())
 
@@ -289,6 +291,32 @@ class CertsCommandTests(unittest.TestCase):
             self.assertEqual(status, 2, argv)
             self.assertEqual(err.count("\n"), 1, argv)
             self.assertFalse(Path("d").exists())
+
+    def test_messages_say_what_is_wrong(self):
+        """
+        No directory, a bad --days, a file in the directory's place: messages a user can act on.
+        """
+        _, _, err = self.run_main("certs")
+        self.assertIn("certs takes one directory to write to", err)
+        _, _, err = self.run_main("certs", "d", "--days", "soon")
+        self.assertIn("--days must be a whole number of days, not 'soon'", err)
+        self.assertNotIn("enforcement", err)
+        taken = ts.temp_path(self)
+        taken.write_text("")
+        status, _, err = self.run_main("certs", str(taken))
+        self.assertEqual(status, 1)
+        self.assertIn(f"{taken} exists and is not a directory", err)
+        self.assertNotIn("Errno", err)
+
+    def test_help_usage_line(self):
+        """
+        C{certs --help} opens with the command's own usage line.
+        """
+        out = io.StringIO()
+        with self.assertRaises(SystemExit):
+            with contextlib.redirect_stdout(out):
+                main(["certs", "--help"])
+        self.assertTrue(out.getvalue().startswith("Usage: python -m mockllm certs DIR [--days N]"), out.getvalue()[:100])
 
     def test_unwritable_directory(self):
         """

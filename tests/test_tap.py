@@ -5,7 +5,10 @@ tree, and what happens when a port cannot be bound.
 
 from __future__ import annotations
 
+import os
 import socket
+
+import twisted
 
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.internet import reactor
@@ -13,6 +16,7 @@ from twisted.plugin import getPlugins
 from twisted.python import usage
 from twisted.trial import unittest
 
+import mockllm
 from mockllm import tap
 from mockllm.http.listen import ListenerService
 from tests.processes import spawn
@@ -101,11 +105,14 @@ class ServiceTests(unittest.TestCase):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        service = tap.makeService(parse("--no-https", "--http-port", str(port)))
         with self.assertRaises(SystemExit) as caught:
-            service.startService()
-        self.addCleanup(service.stopService)
+            tap.makeService(parse("--no-https", "--http-port", str(port)))
         self.assertIn(f"cannot listen for HTTP on 127.0.0.1:{port}", str(caught.exception.code))
+        service = tap.makeService(parse("--no-https", "--listen", f"tcp:{port}:interface=127.0.0.1"))
+        with self.assertRaises(SystemExit) as caught:
+            service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        self.assertIn(f"cannot listen for tcp:{port}:interface=127.0.0.1", str(caught.exception.code))
 
 
 class ProcessTests(unittest.TestCase):
@@ -191,14 +198,55 @@ class ProcessTests(unittest.TestCase):
         code = await launcher.ended
         self.assertEqual(code, 1)
         self.assertIn(b"cannot listen for HTTP on 127.0.0.1", launcher.output)
+        self.assertNotIn(b"An error has occurred", launcher.output)  # said before daemonizing, whole
 
     async def test_bad_option_exits_with_usage(self) -> None:
-        """A bad option value is a usage error, not a traceback."""
+        """A bad option value: the error naming the option, one hint line, exit 64; no usage dump, no traceback."""
         server = spawn(self, ["--http-port", "nope"], self.mktemp_dir())
         code = await server.ended
-        self.assertNotEqual(code, 0)
-        self.assertIn(b"a port must be a number", server.output)
-        self.assertNotIn(b"Traceback", server.output)
+        self.assertEqual(code, 64)
+        self.assertEqual(server.output.decode().splitlines(), [
+            "mockllm: error: --http-port: a port must be a number from 0 to 65535, not 'nope'",
+            "see: twist mockllm --help",
+        ])
+
+    async def test_bad_config_value_exits_with_one_line(self) -> None:
+        """A bad --config value: the file, the key and what was expected on one line, then the hint."""
+        cwd = self.mktemp_dir()
+        with open(os.path.join(cwd, "bad.toml"), "w") as f:
+            f.write("[server]\nbacklog = true\n")
+        server = spawn(self, ["--config", "bad.toml"], cwd)
+        self.assertEqual(await server.ended, 64)
+        self.assertEqual(server.output.decode().splitlines(), [
+            "mockllm: error: bad.toml: [server] backlog: expected a whole number >= 1, got true",
+            "see: twist mockllm --help",
+        ])
+
+    async def test_version(self) -> None:
+        """``--version`` names mockllm's version and Twisted's."""
+        server = spawn(self, ["--version"], self.mktemp_dir())
+        self.assertEqual(await server.ended, 0)
+        self.assertEqual(server.output.decode().strip(), f"mockllm {mockllm.__version__} (Twisted {twisted.__version__})")
+
+    async def test_banner(self) -> None:
+        """Start-up says the configuration, scenario, seed, models and request log, one line each."""
+        server = spawn(self, ["--no-https", "--http-port", "0", "--seed", "7", "--models", "my-model"], self.mktemp_dir())
+        await server.ready
+        await server.stop()
+        text = server.output.decode()
+        for line in ("configuration embedded defaults", "scenario default", "seed 7", "models my-model",
+                     "request log off"):
+            self.assertIn(f"mockllm{'' if line.startswith('configuration') else ':'} ", text)
+            self.assertIn(line, text)
+        self.assertIn('"model": "my-model"', text)  # the curl hint uses a served model
+
+    async def test_help_mentions_mtls(self) -> None:
+        """``--help`` tells of both default listeners and of --listen."""
+        server = spawn(self, ["--help"], self.mktemp_dir())
+        await server.ended
+        text = " ".join(server.output.decode().split())
+        self.assertIn("mTLS", text)
+        self.assertIn("--listen", text)
 
     def mktemp_dir(self) -> str:
         """A fresh working directory for the child."""

@@ -9,8 +9,11 @@ refusal is handed, as a finished exchange (status 503, outcome ``refused``),
 to ``on_refused`` (``tap.makeService`` passes the app's ``record``), so the
 journal, the request log and the metrics see it like any other answer.
 
-The limiter is the factory every listener serves, so it is also where the
-mTLS listener's handshakes are reported (:class:`~mockllm.tls.interfaces.IHandshakeObserver`).
+The limiter is the factory every listener serves, so its connections are where the
+mTLS listener's handshakes are reported (:class:`Served`, an
+:class:`~mockllm.tls.interfaces.IHandshakeObserver`): counted by ``on_handshake``, and each
+refusal logged as one line with the client's address, the reason and the certificate's
+subject.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from zope.interface import implementer
 
 from mockllm.behaviour.errors import APIError
 from mockllm.dialects.openai import raw_response, request_id
-from mockllm.http.refusal import LINGER, OnRefused, refuse, refused_exchange
+from mockllm.http.refusal import LINGER, OnRefused, client_text, refuse, refused_exchange
 from mockllm.tls.interfaces import HandshakeHook, IHandshakeObserver
 
 __all__ = ["LINGER", "ConnectionLimit", "overloaded_error"]
@@ -74,7 +77,54 @@ class Refused(Protocol):
         self.timer = None
 
 
-@implementer(IProtocolNegotiationFactory, IHandshakeObserver)
+#: What a refused handshake's console line says for each reason.
+REFUSALS = {
+    "no-certificate": "no client certificate",
+    "unknown-ca": "a client certificate from a CA this server does not trust",
+    "self-signed": "a self-signed client certificate",
+    "expired": "an expired client certificate",
+    "not-yet-valid": "a client certificate that is not valid yet",
+    "bad-certificate": "a client certificate that does not verify",
+    "protocol-version": "a TLS version below 1.2",
+    "client-alert": "the client refused the server's certificate",
+    "closed-without-request": "the client closed after the handshake without a request "
+    "(how some clients refuse a server certificate for its name)",
+    "other": "the handshake failed",
+}
+
+
+@implementer(IHandshakeObserver)
+class Served(ProtocolWrapper):
+    """One connection the limit lets through.  Over TLS it holds the handshake's success back
+    until the first request bytes: a client that closes before sending any refused the server."""
+
+    _handshake_pending = False
+    _subject: str | None = None
+
+    def handshake(self, ok: bool, reason: str, subject: str | None) -> None:
+        """The TLS handshake ended (see :class:`~mockllm.tls.interfaces.IHandshakeObserver`)."""
+        self._subject = subject
+        if ok:
+            self._handshake_pending = True
+        else:
+            self.factory.handshake(False, reason, self.getPeer(), subject)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Request bytes: a pending handshake counts as accepted."""
+        if self._handshake_pending:
+            self._handshake_pending = False
+            self.factory.handshake(True, "ok", self.getPeer(), self._subject)
+        super().dataReceived(data)
+
+    def connectionLost(self, reason: object) -> None:
+        """Closed before any request after a successful handshake: the client refused it."""
+        if self._handshake_pending:
+            self._handshake_pending = False
+            self.factory.handshake(False, "closed-without-request", self.getPeer(), self._subject)
+        super().connectionLost(reason)
+
+
+@implementer(IProtocolNegotiationFactory)
 class ConnectionLimit(WrappingFactory):
     """Wraps a factory (the ``Site``) so that at most ``limit`` connections reach it at once.
 
@@ -82,7 +132,7 @@ class ConnectionLimit(WrappingFactory):
     """
 
     log = Logger()
-    protocol = ProtocolWrapper
+    protocol = Served
     noisy = False
 
     def __init__(
@@ -125,10 +175,18 @@ class ConnectionLimit(WrappingFactory):
             )
         return Refused(self, request_id(self._ids))
 
-    def handshake(self, ok: bool, reason: str) -> None:
-        """One TLS handshake's outcome, for ``on_handshake``."""
+    def handshake(self, ok: bool, reason: str, peer: object, subject: str | None) -> None:
+        """One TLS handshake's outcome: to ``on_handshake``, and a console line for a refusal."""
         if self._on_handshake is not None:
             self._on_handshake(ok, reason)
+        if not ok:
+            self.log.warn(
+                "mockllm: TLS handshake refused from {client}: {why} ({reason}){subject}",
+                client=client_text(peer),
+                why=REFUSALS.get(reason, reason),
+                reason=reason,
+                subject=f", subject {subject}" if subject else "",
+            )
 
     def report(self, rid: str, first_bytes: bytes, peer: object, error: APIError, response: bytes) -> None:
         """Hand one refusal to ``on_refused`` as a finished exchange."""

@@ -14,9 +14,12 @@ What the hook ``on_handshake(ok, reason)`` is told, per TLS connection, at most 
   ``--tls-fault``).
 
 A client that drops the TCP connection mid-handshake without sending an
-alert is not reported: OpenSSL gives the server nothing to see.  The factory a
-listener serves may provide :class:`~mockllm.tls.interfaces.IHandshakeObserver` to be told (the
-connection limiter does); this module imports nothing heavy.
+alert is not reported: OpenSSL gives the server nothing to see.  Without a hook, the
+protocol the TLS layer serves is told if it provides
+:class:`~mockllm.tls.interfaces.IHandshakeObserver` (the connection limiter's does: it also
+notices a client that completes the handshake and closes without a request, which is how
+some clients, curl among them, refuse a server certificate for its name).  This module
+imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class HandshakeWatch:
         self.hook = hook
         self.verify_error: Optional[int] = None
         self.reported = False
+        #: The subject of the client's certificate, once the handshake has seen one.
+        self.subject: Optional[str] = None
 
     def verify(self, conn, cert, errno: int, depth: int, ok: int) -> bool:
         """
@@ -68,6 +73,8 @@ class HandshakeWatch:
         """
         if not ok and self.verify_error is None:
             self.verify_error = errno
+        if depth == 0 and self.subject is None:
+            self.subject = cert.to_cryptography().subject.rfc4514_string()
         return bool(ok)
 
     def info(self, conn, where: int, ret: int) -> None:

@@ -18,10 +18,11 @@ class TLSConfigError(Exception):
 
 
 class IHandshakeObserver(Interface):
-    """A served factory that wants each TLS handshake's outcome (see :mod:`.handshakes`)."""
+    """A protocol served over TLS that wants its handshake's outcome (see :mod:`.handshakes`)."""
 
-    def handshake(ok: bool, reason: str) -> None:
-        """One handshake ended: ``ok`` with ``"ok"``, or refused for ``reason``."""
+    def handshake(ok: bool, reason: str, subject: str | None) -> None:
+        """The handshake ended: ``ok`` with ``"ok"``, or refused for ``reason``; ``subject``: the
+        client certificate's, if it presented one."""
 
 
 class IMTLSEndpoint(Interface):

@@ -173,19 +173,35 @@ class ReloadableServerTLS:
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         """
         A new server-side connection from the current material, reporting
-        its handshake to C{on_handshake}, else to the served factory if it
+        its handshake to C{on_handshake}, else to the served protocol if it
         provides L{IHandshakeObserver}.
         """
         conn = self._options.serverConnectionForTLS(tlsProtocol)
         hook = self.on_handshake
         if hook is None:
-            served = IHandshakeObserver(getattr(tlsProtocol.factory, "wrappedFactory", None), None)
-            hook = served.handshake if served is not None else None
-        if hook is not None:
-            watch = HandshakeWatch(hook)
-            conn.set_verify(conn.get_verify_mode(), watch.verify)
-            conn.set_info_callback(watch.info)
+            served = _observer_under(tlsProtocol)
+            if served is None:
+                return conn
+
+            def hook(ok: bool, reason: str) -> None:
+                served.handshake(ok, reason, watch.subject)
+
+        watch = HandshakeWatch(hook)
+        conn.set_verify(conn.get_verify_mode(), watch.verify)
+        conn.set_info_callback(watch.info)
         return conn
+
+
+def _observer_under(protocol: object) -> Optional[IHandshakeObserver]:
+    """
+    The first protocol wrapped under C{protocol} (through protocol wrappers) that provides
+    L{IHandshakeObserver}, or None.
+    """
+    for _ in range(4):
+        protocol = getattr(protocol, "wrappedProtocol", None)
+        if protocol is None or IHandshakeObserver.providedBy(protocol):
+            return protocol
+    return None
 
 
 def _hosts_for(host: str) -> tuple[str, ...]:

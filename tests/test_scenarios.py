@@ -740,6 +740,29 @@ class EndToEndTests(unittest.TestCase):
         assert_near(self, (300 - statuses[200]) / 300, 0.10, 0.06)
 
 
+class BrokenDropInProcessTests(unittest.TestCase):
+    """A drop-in that fails to import, as a real ``twist mockllm`` reports it."""
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_one_line_no_traceback(self) -> None:
+        """The start says once, in one line, which module failed and why; no traceback; the server runs."""
+        from tests.processes import spawn
+
+        directory = self.mktemp()
+        os.makedirs(os.path.join(directory, "drop"))
+        with open(os.path.join(directory, "drop", f"broken_{uuid.uuid4().hex[:8]}.py"), "w") as f:
+            f.write("import no_such_module_for_mockllm\n")
+        server = spawn(self, ["--no-https", "--http-port", "0", "--scenario-path", "drop"], directory)
+        yield server.ready
+        yield server.stop()
+        text = server.output.decode()
+        self.assertNotIn("Traceback", text)
+        self.assertEqual(text.count("No module named 'no_such_module_for_mockllm'"), 1, text)
+        self.assertIn("the other scenarios are available", text)
+
+
 class ServiceTests(unittest.TestCase):
     """``makeService`` wires the runner and the connection limit."""
 

@@ -39,18 +39,19 @@ chooser and the admin API's handle on the current scenario.
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import os
 import pkgutil
 import random
 import secrets
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType, ModuleType
 from typing import Any, Iterable, Mapping
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
 from zope.interface import Attribute, Interface, implementer
 
@@ -232,31 +233,32 @@ def _scenarios_package() -> ModuleType:
     return scenarios
 
 
-def _module_of(failure: Any, package: ModuleType) -> str:
-    """The plugin module a logged import failure came from, by file name."""
-    value = failure.value
-    filenames = [getattr(value, "filename", None) or ""] + [frame[1] for frame in reversed(failure.frames)]
-    for filename in filenames:
-        for directory in package.__path__:
-            if filename.startswith(directory.rstrip("/") + "/") and filename.endswith(".py"):
-                return f"{package.__name__}.{filename[len(directory):].strip('/')[:-3]}"
-    return f"{package.__name__} (unknown module)"
-
-
 def _plugins_with_problems(package: ModuleType) -> tuple[list[Any], dict[str, str]]:
-    """``getPlugins(IScenario, package)``, with each failure Twisted logs captured by module name."""
+    """``getPlugins(IScenario, package)``, with each module that fails to import reported once, here.
+
+    Each module is imported first; one that fails is recorded by name and stands in
+    ``sys.modules`` as an empty module while Twisted looks for plugins, so Twisted neither
+    imports it again nor logs its traceback (twice, before logging starts) as well.
+    """
     problems: dict[str, str] = {}
-
-    def observe(event: Mapping[str, Any]) -> None:
-        failure = event.get("log_failure") or event.get("failure")  # legacy log.err events use "failure"
-        if failure is not None:
-            problems[_module_of(failure, package)] = f"{failure.type.__name__}: {failure.getErrorMessage()}"
-
-    globalLogPublisher.addObserver(observe)
+    stand_ins: list[str] = []
+    for module in pkgutil.iter_modules(package.__path__):
+        name = f"{package.__name__}.{module.name}"
+        if name in sys.modules:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # any error in a drop-in module: report it, load the rest
+            problems[name] = f"{type(error).__name__}: {error}"
+            sys.modules[name] = ModuleType(name)
+            setattr(package, module.name, sys.modules[name])
+            stand_ins.append(module.name)
     try:
         found = list(getPlugins(IScenario, package))
     finally:
-        globalLogPublisher.removeObserver(observe)
+        for short in stand_ins:
+            del sys.modules[f"{package.__name__}.{short}"]
+            delattr(package, short)
     return found, problems
 
 

@@ -20,12 +20,14 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from cryptography import x509
 
 from tests.support import CHAT_BODY, validate
@@ -130,15 +132,17 @@ def image(podman: Podman) -> str:
 
 
 class Container:
-    """A detached container publishing 8001/8443 on free loopback ports; removed, with its volumes, afterwards."""
+    """A detached container publishing 8001/8443 on free loopback ports; removed, with its volumes, afterwards.
 
-    def __init__(self, podman: Podman, image: str, *args: str) -> None:
+    ``options`` go to ``podman run`` before the image, ``args`` after it (to twist)."""
+
+    def __init__(self, podman: Podman, image: str, *args: str, options: tuple[str, ...] = ()) -> None:
         self.podman = podman
         self.name = f"mockllm-test-{uuid.uuid4().hex[:8]}"
         self.http, self.https = free_port(), free_port()
         podman.run("--runtime", "runc", "run", "-d", "--name", self.name, *RUNC_ULIMITS,
                    "-p", f"{LOOPBACK}:{self.http}:8001", "-p", f"{LOOPBACK}:{self.https}:8443",
-                   image, *args)
+                   *options, image, *args)
 
     def remove(self) -> None:
         """Gone, whatever state it is in."""
@@ -195,9 +199,12 @@ def test_image_healthcheck_passes(podman: Podman, server: Container):
 
 
 def test_logs_go_to_stdout(podman: Podman, server: Container):
-    """The server's log (its HTTP announcement, at least) is on the container's stdout."""
+    """The server's log (its HTTP announcement, at least) is on the container's stdout, with
+    no traceback and no complaint about the read-only plugin cache."""
     done = podman.run("logs", server.name)
     assert "mockllm: HTTP on" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "Unable to write" not in done.stdout + done.stderr
 
 
 def test_sigterm_stops_it_cleanly_within_5_seconds(podman: Podman, image: str):
@@ -313,3 +320,54 @@ def test_compose_accepts_the_generated_client_certificate(compose: Compose):
 def test_compose_serves_plain_http_too(compose: Compose):
     """The stack's plain HTTP port answers /health alongside the mTLS one."""
     assert wait_healthy(compose.http, seconds=5) == {"status": "healthy"}
+
+
+def test_runs_as_the_kubernetes_deployment_runs_it(podman: Podman, image: str, tmp_path):
+    """With deploy/kubernetes' settings -- uid 10001, read-only root filesystem, no
+    capabilities, no privilege escalation, the ConfigMap's TOML and the Secret's files
+    (mode 0440, group 10001, as fsGroup leaves them) mounted where the Deployment mounts
+    them, its args -- the image serves /health and answers a client certificate over mTLS."""
+    kube = ROOT / "deploy" / "kubernetes"
+    deployment = yaml.safe_load((kube / "deployment.yaml").read_text())
+    configmap = yaml.safe_load((kube / "configmap.yaml").read_text())
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    pod_user = deployment["spec"]["template"]["spec"]["securityContext"]
+
+    certs = tmp_path / "pki"
+    subprocess.run([sys.executable, "-m", "mockllm", "certs", str(certs), "--hosts", "localhost,127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    config_dir, tls_dir = tmp_path / "config", tmp_path / "tls"
+    config_dir.mkdir()
+    tls_dir.mkdir()
+    for key, text in configmap["data"].items():
+        (config_dir / key).write_text(text)
+        (config_dir / key).chmod(0o644)
+    for key, source in {"tls.crt": "server.pem", "tls.key": "server.key", "ca.crt": "ca.pem"}.items():
+        target = tls_dir / key
+        shutil.copyfile(certs / source, target)
+        if os.geteuid() == 0:
+            os.chown(target, 0, pod_user["fsGroup"])
+            target.chmod(0o440)
+        else:  # cannot give the file to group 10001: let everyone read it instead
+            target.chmod(0o444)
+    for directory in (tmp_path, config_dir, tls_dir):
+        directory.chmod(0o755)
+
+    options = ("--user", f"{pod_user['runAsUser']}:{pod_user['runAsGroup']}", "--read-only",
+               "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--tmpfs", "/tmp",
+               "-v", f"{config_dir}:{mounts['config']}:ro", "-v", f"{tls_dir}:{mounts['tls']}:ro")
+    container = Container(podman, image, *main["args"], options=options)
+    try:
+        assert wait_healthy(container.http) == {"status": "healthy"}
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        ctx.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
+        with httpx.Client(verify=ctx, timeout=10) as client:
+            models = client.get(f"https://localhost:{container.https}/v1/models")
+        assert models.status_code == 200, models.text
+        assert podman.inspect(container.name)["State"]["Status"] == "running"
+        logs = podman.run("logs", container.name)
+        assert "Traceback" not in logs.stdout + logs.stderr
+        assert "Unable to write" not in logs.stdout + logs.stderr
+    finally:
+        container.remove()

@@ -226,12 +226,12 @@ def test_sigterm_stops_it_cleanly_within_5_seconds(podman: Podman, image: str):
 class Compose:
     """docker/docker-compose.yml brought up under its own project name; down with its volumes afterwards."""
 
-    def __init__(self, podman: Podman) -> None:
+    def __init__(self, podman: Podman, certs: Path | None = None) -> None:
         self.podman = podman
         self.project = f"mockllmtest{uuid.uuid4().hex[:8]}"
         self.http, self.https = free_port(), free_port()
         self.env = {"MOCKLLM_BASE": BASE, "MOCKLLM_HTTP_PORT": str(self.http),
-                    "MOCKLLM_HTTPS_PORT": str(self.https), "MOCKLLM_CERTS": None}
+                    "MOCKLLM_HTTPS_PORT": str(self.https), "MOCKLLM_CERTS": str(certs) if certs else None}
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """``podman-compose -p PROJECT -f docker/docker-compose.yml ARGS``."""
@@ -280,6 +280,33 @@ def test_compose_generates_the_pki_for_its_names(podman: Podman, compose: Compos
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {"localhost", "mockllm"} <= set(names.get_values_for_type(x509.DNSName))
     assert "127.0.0.1" in {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+
+
+def test_compose_serves_your_own_certificates(podman: Podman, image: str, tmp_path):
+    """MOCKLLM_CERTS=DIR mounts your directory in place of the volume: the certs service
+    leaves it untouched and the server presents your server certificate and accepts
+    clients of your CA."""
+    own = tmp_path / "own"
+    subprocess.run([sys.executable, "-m", "mockllm", "certs", str(own), "--hosts", "localhost"],
+                   check=True, capture_output=True, timeout=60)
+    key = own / "server.key"
+    if os.geteuid() == 0:
+        os.chown(key, 0, 10001)
+        key.chmod(0o640)
+    else:
+        key.chmod(0o644)
+    own.chmod(0o755)
+    before = {p.name: p.read_bytes() for p in own.iterdir()}
+    stack = Compose(podman, certs=own)
+    try:
+        stack.compose("up", "-d", "--build")
+        wait_healthy(stack.http)
+        with httpx.Client(verify=_tls_context(own, client=True), timeout=10) as client:
+            response = client.get(f"https://localhost:{stack.https}/v1/models")
+        assert response.status_code == 200, response.text
+        assert {p.name: p.read_bytes() for p in own.iterdir()} == before
+    finally:
+        stack.compose("down", "-v", timeout=120)
 
 
 def _tls_context(certs: Path, client: bool) -> ssl.SSLContext:

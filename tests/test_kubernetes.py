@@ -25,8 +25,6 @@ import kubernetes_validate
 import yaml
 from twisted.trial.unittest import SynchronousTestCase
 
-from mockllm.toml_config import load_config
-
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"
 # The newest schemas the package carries, and an older release still in wide use.
@@ -134,9 +132,10 @@ class ManifestTests(SynchronousTestCase):
         assert {p["targetPort"] for p in service["spec"]["ports"]} == names
 
     def test_configmap_is_a_valid_mockllm_config_naming_the_mounted_secret(self):
-        """The ConfigMap's TOML loads with mockllm's own loader; the --config the container gets
-        is where the ConfigMap is mounted, and its certificate paths are the Secret's keys where
-        the Secret is mounted, with client certificates required."""
+        """The ConfigMap's TOML is accepted by ``twist mockllm --config`` (which refuses an
+        unknown key or a wrong type); the --config the container gets is where the ConfigMap
+        is mounted, and its certificate paths are the Secret's keys where the Secret is
+        mounted, with client certificates required."""
         resources = manifests()
         deployment, configmap = resources["Deployment"], resources["ConfigMap"]
         main, pod = container(deployment), deployment["spec"]["template"]["spec"]
@@ -144,8 +143,11 @@ class ManifestTests(SynchronousTestCase):
         tmp_path = Path(tempfile.mkdtemp(prefix="mockllm-k8s-"))
         self.addCleanup(shutil.rmtree, tmp_path, True)
         (tmp_path / key).write_text(text)
-        config = load_config(str(tmp_path / key))
-        assert config.tls.require_client_cert is True
+        # --list-scenarios reads --config, then prints and exits before anything listens.
+        checked = subprocess.run([sys.executable, "-m", "twisted", "mockllm", "--config", str(tmp_path / key),
+                                  "--list-scenarios"], capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert tomllib.loads(text)["tls"]["require_client_cert"] is True
 
         mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}

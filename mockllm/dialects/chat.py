@@ -20,7 +20,6 @@ from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
 from mockllm.dialects.openai import (
     ROLES,
-    SYSTEM_FINGERPRINT,
     OpenAIDialect,
     _check_common,
     _check_model,
@@ -106,6 +105,8 @@ class ChatCompletions(OpenAIDialect):
 
     kind = "chat"
     id_prefix = "chatcmpl-"
+    chunk_object = "chat.completion.chunk"
+    chunk_service_tier = True
 
     def parse_body(self, body: Mapping[str, Any], stream_override: bool | None) -> CompletionRequest:
         """Validate a chat body the way the real API does."""
@@ -121,17 +122,6 @@ class ChatCompletions(OpenAIDialect):
             for i, choice in enumerate(reply.choices)
         ]
         return self.whole(request, reply, stamp, "chat.completion", choices)
-
-    def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
-        """The fields every chunk shares."""
-        return {
-            "id": stamp.id,
-            "object": "chat.completion.chunk",
-            "created": stamp.created,
-            "model": request.model,
-            "service_tier": "default",
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-        }
 
     def frames(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
         """Role events, content and tool-call deltas, finish events, then the usage event if asked for."""

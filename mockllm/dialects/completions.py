@@ -16,7 +16,7 @@ from mockllm.behaviour.content import count_tokens
 from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
-from mockllm.dialects.openai import SYSTEM_FINGERPRINT, OpenAIDialect, _check_common, _check_model, _wrong_type, data_event, usage
+from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _wrong_type, data_event, usage
 
 
 def _prompt_texts(prompt: object) -> tuple[str, ...]:
@@ -39,6 +39,7 @@ class TextCompletions(OpenAIDialect):
 
     kind = "text"
     id_prefix = "cmpl-"
+    chunk_object = "text_completion"
 
     def parse_body(self, body: Mapping[str, Any], stream_override: bool | None) -> CompletionRequest:
         """Validate a legacy completions body the way the real API does."""
@@ -52,16 +53,6 @@ class TextCompletions(OpenAIDialect):
         """A ``text_completion``."""
         choices = [_choice(i, c.text, c.finish_reason) for i, c in enumerate(reply.choices)]
         return self.whole(request, reply, stamp, "text_completion", choices)
-
-    def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
-        """The fields every event shares."""
-        return {
-            "id": stamp.id,
-            "object": "text_completion",
-            "created": stamp.created,
-            "model": request.model,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-        }
 
     def frames(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
         """Content pieces, a finish event per choice, then the usage event if asked for."""

@@ -364,8 +364,8 @@ def model_list(models: tuple[str, ...]) -> dict[str, Any]:
 class OpenAIDialect:
     """What the chat and text dialects share: the envelope, the headers and the stream's framing.
 
-    A subclass gives :attr:`kind`, :attr:`id_prefix`, :meth:`parse_body`, :meth:`render`,
-    :meth:`frames` and :meth:`broken`.
+    A subclass gives :attr:`kind`, :attr:`id_prefix`, :attr:`chunk_object`, :meth:`parse_body`,
+    :meth:`render`, :meth:`frames` and :meth:`broken`.
     """
 
     kind = ""
@@ -442,9 +442,17 @@ class OpenAIDialect:
             }
         )
 
+    #: The ``object`` of each streamed event, and whether it carries ``service_tier``.
+    chunk_object = ""
+    chunk_service_tier = False
+
     def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
-        """The fields every object of one answer shares."""
-        raise NotImplementedError
+        """The fields every streamed event of one answer shares."""
+        head = {"id": stamp.id, "object": self.chunk_object, "created": stamp.created, "model": request.model}
+        if self.chunk_service_tier:
+            head["service_tier"] = "default"
+        head["system_fingerprint"] = SYSTEM_FINGERPRINT
+        return head
 
     def cut(self, event: dict[str, Any]) -> bytes:
         """``event`` as a ``data:`` line cut off half-way through its JSON."""

@@ -40,6 +40,16 @@ class PluginTests(unittest.TestCase):
         self.assertIsInstance(makers["mockllm"].options(), tap.Options)
 
 
+class DistributionTests(unittest.TestCase):
+    """What the package index knows it as."""
+
+    def test_distribution_name(self) -> None:
+        """The distribution is ``mockllm-twisted`` (``mockllm`` is another project's), at mockllm's version."""
+        from importlib.metadata import version
+
+        self.assertEqual(version("mockllm-twisted"), mockllm.__version__)
+
+
 class OptionsTests(unittest.TestCase):
     """Bad values end in a one-line UsageError."""
 

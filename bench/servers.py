@@ -2,7 +2,8 @@
 The two servers the throughput benchmark compares, each run in its own process:
 
 - ``mock``: mockllm's full app (Klein routing, validation, plan, wire format) on a MockSite;
-- ``bare``: a bare ``twisted.web`` resource returning the same bytes a chat completion has.
+- ``bare``: a bare ``twisted.web`` resource on Twisted's own ``Site`` returning the same bytes a
+  chat completion has.
 
 Usage: ``python bench/servers.py mock|bare PORT``.
 """
@@ -14,6 +15,7 @@ import sys
 
 from twisted.internet import reactor
 from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.config import Config
@@ -45,13 +47,20 @@ class Bare(Resource):
         return self.body
 
 
+class QuietSite(Site):
+    """Twisted's own ``Site`` as it comes (form parsing included), without the access log."""
+
+    def log(self, request: object) -> None:
+        """No combined-log line per request."""
+
+
 def main(kind: str, port: int) -> None:
     """Serve ``kind`` on 127.0.0.1:``port`` until killed."""
     if kind == "mock":
-        resource = MockLLM(Config(), reactor, rng=random.Random(0)).resource()
+        site = MockSite(MockLLM(Config(), reactor, rng=random.Random(0)).resource(), clock=reactor)
     else:
-        resource = Bare()
-    reactor.listenTCP(port, MockSite(resource), backlog=1024, interface="127.0.0.1")
+        site = QuietSite(Bare())
+    reactor.listenTCP(port, site, backlog=1024, interface="127.0.0.1")
     reactor.run()
 
 

@@ -111,7 +111,7 @@ def build(
     reactor: object,
     scenarios: object,
     observers: Observers,
-    access: AdminAccess | None = AdminAccess(),
+    access: AdminAccess | None,
     listen: Sequence[Listener] = (),
     seed: int | None = None,
 ) -> tuple[MultiService, MockLLM]:

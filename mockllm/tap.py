@@ -22,7 +22,7 @@ from twisted.python import usage
 import mockllm
 from mockllm.admin.access import AdminAccess, Network, parse_networks
 from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
-from mockllm.config import TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ServerConfig, TLSConfig
+from mockllm.config import DEFAULT_MODELS, TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ResponsesConfig, ServerConfig, TLSConfig
 from mockllm.config import describe
 from mockllm.config.checks import MAX_MS
 from mockllm.config.model import CLIENT_CERT_MODES
@@ -33,6 +33,7 @@ from mockllm.startup import StartFailed
 
 _log = Logger()
 _SERVER = ServerConfig()
+_RESPONSES = ResponsesConfig()
 _TLS = TLSConfig()
 _OBSERVE = ObserveConfig()
 
@@ -105,17 +106,17 @@ class Options(usage.Options):
         ["scenario", None, None, "Scenario for requests that name none with X-Mock-Scenario (default: default)."],
         ["scenario-path", None, None, "A directory of extra scenario modules (*.py directly inside it)."],
         ["seed", None, None, "Seed every random choice: the same requests then get the same answers.", _seed],
-        ["max-connections", None, None, "Connections served at once; more get a 503 (default 1000).",
+        ["max-connections", None, None, f"Connections served at once; more get a 503 (default {_SERVER.max_connections}).",
          lambda v: _positive_int("max-connections", v)],
         ["host", None, _SERVER.host, "Interface to listen on (an IPv4 or IPv6 address)."],
         ["http-port", None, _SERVER.http_port, "Plain HTTP port (0 picks a free one).", _port("http-port")],
         ["backlog", None, _SERVER.backlog, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
         ["max-body-bytes", None, _SERVER.max_body_bytes, "Largest request body accepted; larger get a 413.",
          lambda v: _positive_int("max-body-bytes", v)],
-        ["stream-interval-ms", None, None, f"Pause between streamed chunks in ms (default 20, at most {MAX_MS})."],
-        ["timeout-ms", None, None, f"How long fail=timeout holds the connection, in ms (default 30000, at most {MAX_MS})."],
-        ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default 600000, at most {MAX_MS})."],
-        ["models", None, None, "Comma-separated model ids to serve (default gpt-4o-mini,gpt-4o,gpt-3.5-turbo,gpt-4)."],
+        ["stream-interval-ms", None, None, f"Pause between streamed chunks in ms (default {_RESPONSES.stream_interval_ms}, at most {MAX_MS})."],
+        ["timeout-ms", None, None, f"How long fail=timeout holds the connection, in ms (default {_RESPONSES.timeout_ms}, at most {MAX_MS})."],
+        ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default {_RESPONSES.max_delay_ms}, at most {MAX_MS})."],
+        ["models", None, None, f"Comma-separated model ids to serve (default {','.join(DEFAULT_MODELS)})."],
         ["https-port", None, _SERVER.port, "HTTPS (mTLS) port (0 picks a free one).", _port("https-port")],
         ["tls-cert", None, None, "Server certificate, PEM (default: server.pem in --certs-dir)."],
         ["tls-key", None, None, "Server private key, PEM (default: server.key in --certs-dir)."],

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
@@ -166,8 +166,3 @@ def _endpoint(reactor: object, listener: Listener) -> object:
 def example_body(config: Config) -> str:
     """The request body the start-up curl hints send: a served model, one message."""
     return '{"model": "%s", "messages": [{"role": "user", "content": "Hello"}]}' % config.models.available[0]
-
-
-def served(services: Iterable[object]) -> list[ListenerService]:
-    """The listener services among ``services`` (their ``port`` once started)."""
-    return [service for service in services if isinstance(service, ListenerService)]

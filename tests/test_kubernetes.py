@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+import os
 import shutil
 import subprocess
 import sys
@@ -144,8 +145,10 @@ class ManifestTests(SynchronousTestCase):
         self.addCleanup(shutil.rmtree, tmp_path, True)
         (tmp_path / key).write_text(text)
         # --list-scenarios reads --config, then prints and exits before anything listens.
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
         checked = subprocess.run([sys.executable, "-m", "twisted", "mockllm", "--config", str(tmp_path / key),
-                                  "--list-scenarios"], capture_output=True, text=True, timeout=60)
+                                  "--list-scenarios"], capture_output=True, text=True, timeout=60, env=env)
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert tomllib.loads(text)["tls"]["require_client_cert"] is True
 

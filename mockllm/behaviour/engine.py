@@ -29,11 +29,9 @@ from mockllm.behaviour.errors import APIError
 from mockllm.behaviour.plan import ChunkFault, Plan, StatusFault, StreamTiming, TimeoutFault
 from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest
-from mockllm.behaviour.steps import Count, Event, Finish, Head, Step, Wait, Write
+from mockllm.behaviour.steps import CUT, Count, Event, Finish, Head, Step, Wait, Write
 from mockllm.dialects import IDialect
 
-#: The outcome of an answer a fault cut short.
-CUT = "cut-by-fault"
 #: The last step of an answer that ends normally.
 FINISH = Finish()
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http import HTTPStatus
 
+#: The outcome of an answer a fault cut short (``Finish(CUT)``).
+CUT = "cut-by-fault"
+
 #: ``(name, value)`` byte pairs.
 HeaderPairs = tuple[tuple[bytes, bytes], ...]
 

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from zope.interface import Interface
 
+from mockllm.behaviour.steps import CUT
+
 #: ``Exchange.outcome`` values.
 COMPLETED = "completed"
 DISCONNECTED = "client-disconnected"
@@ -20,7 +22,8 @@ DISCONNECTED = "client-disconnected"
 SHUTDOWN = "server-shutdown"
 #: Turned away at once with a 503: ``max_connections`` connections were already being served.
 REFUSED = "refused"
-CUT = "cut-by-fault"
+#: Cut short by a fault (the engine's ``Finish(CUT)``); re-exported with the other outcomes.
+__all__ = ["COMPLETED", "CUT", "DISCONNECTED", "REFUSED", "SHUTDOWN", "Exchange", "ExchangeObserver", "IExchange"]
 
 
 @dataclass(slots=True)

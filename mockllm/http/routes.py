@@ -85,12 +85,14 @@ class MockLLM:
         self.exchanges.record(ex)
 
     def bad_url(self, request: IRequest) -> bytes | Deferred:
-        """The answer for a path that is not UTF-8 once percent-decoded (Klein's own is HTML)."""
+        """The answer for a path that is not UTF-8 once percent-decoded (Klein's own is HTML).
+
+        An error's script never waits, so this is always bytes, as a plain resource must return.
+        """
         return self._error(request, invalid_request("Invalid URL: the path is not UTF-8 once percent-decoded."))
 
-    def _error(self, request: IRequest, error: APIError, ex: Exchange | None = None) -> bytes | Deferred:
-        ex = ex or self.exchanges.begin(request)
-        return self.completions.fail(request, ex, CHAT, error)
+    def _error(self, request: IRequest, error: APIError) -> bytes | Deferred:
+        return self.completions.fail(request, self.exchanges.begin(request), CHAT, error)
 
     def _json(self, request: IRequest, body: bytes) -> bytes | Deferred:
         """A 200 JSON answer of ``body``."""

@@ -209,3 +209,22 @@ class IdentityTests(unittest.TestCase):
         RawHTTP(o.app).send("POST", PATH, CHAT_BODY)
         self.assertEqual([r["client_cert"] for r in o.journal.query()], [cert, cert])
         self.assertEqual(o.journal.query()[1]["key"], "CN=gw")
+
+
+class ReasonTests(ObservedCase):
+    """``error`` in a record is why a request was refused; routing answers have none."""
+
+    def test_routing_answers_have_no_reason(self) -> None:
+        """An unknown URL, a wrong method and an unknown model id are journaled with ``error: null``."""
+        self.send("/v1/nothing")
+        RawHTTP(self.o.app).send("GET", PATH)
+        RawHTTP(self.o.app).send("GET", "/v1/models/nope")
+        records = self.o.journal.query()
+        self.assertEqual([(r["status"], r["error"]) for r in records], [(404, None), (405, None), (404, None)])
+
+    def test_refusals_have_their_reason(self) -> None:
+        """A body that fails validation is journaled with the message it was refused with."""
+        self.send(body=b"[]")
+        (record,) = self.o.journal.query()
+        self.assertEqual(record["status"], 400)
+        self.assertIn("Invalid type for request body", record["error"])

@@ -89,10 +89,12 @@ class MockLLM:
 
         An error's script never waits, so this is always bytes, as a plain resource must return.
         """
-        return self._error(request, invalid_request("Invalid URL: the path is not UTF-8 once percent-decoded."))
+        error = invalid_request("Invalid URL: the path is not UTF-8 once percent-decoded.")
+        return self.completions.fail(request, self.exchanges.begin(request), CHAT, error)
 
     def _error(self, request: IRequest, error: APIError) -> bytes | Deferred:
-        return self.completions.fail(request, self.exchanges.begin(request), CHAT, error)
+        """Answer with ``error`` (a routing answer, not a refusal: the exchange records no reason)."""
+        return self.completions.run(request, self.exchanges.begin(request), CHAT, error_script(CHAT, error))
 
     def _json(self, request: IRequest, body: bytes) -> bytes | Deferred:
         """A 200 JSON answer of ``body``."""

@@ -13,6 +13,7 @@ route's Deferred).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 from klein import Klein
@@ -156,8 +157,8 @@ class MockLLM:
     def not_allowed(self, request: IRequest, failure: Failure) -> bytes | Deferred:
         """A known path with the wrong method: 405 with ``Allow``, OpenAI-shaped."""
         allowed = ", ".join(failure.value.valid_methods or ())
-        request.setHeader(b"allow", allowed.encode("ascii"))
-        return self._error(request, method_not_allowed(request.method, request.path, allowed))
+        error = method_not_allowed(request.method, request.path, allowed)
+        return self._error(request, replace(error, headers=(("allow", allowed),)))
 
     @app.handle_errors(HTTPException)
     def http_error(self, request: IRequest, failure: Failure) -> bytes | Deferred:

@@ -9,6 +9,7 @@ it to :func:`mockllm.server.build`, which makes one listener per endpoint: the r
 
 from __future__ import annotations
 
+import getopt
 import os
 import socket
 import sys
@@ -180,9 +181,8 @@ class Options(usage.Options):
         Under ``twist``/``twistd`` (as their subcommand) a bad value ends the program with one line
         and a hint, exit status 64 (``EX_USAGE``), instead of Twisted's error and whole usage.
         """
-        self._given: set[str] = set()
-        for name, handler in list(self._dispatch.items()):
-            self._dispatch[name] = _recording(handler, self._given)
+        argv = sys.argv[1:] if options is None else list(options)
+        self._given = self._names_in(argv)
         try:
             super().parseOptions(options)
         except usage.UsageError as error:
@@ -195,6 +195,18 @@ class Options(usage.Options):
         """Print mockllm's version (and Twisted's), then exit."""
         print(f"mockllm {mockllm.__version__} (Twisted {twisted.__version__})")
         raise SystemExit(0)
+
+    def _names_in(self, argv: list[str]) -> frozenset[str]:
+        """The options ``argv`` gives, by their long names (as Twisted's parser reads them)."""
+        try:
+            opts, _ = getopt.getopt(argv, self.shortOpt, self.longOpt)
+        except getopt.GetoptError:
+            return frozenset()  # parseOptions reports it
+        names = set()
+        for opt, _value in opts:
+            bare = opt.lstrip("-")
+            names.add(self.synonyms.get(bare) or self.synonyms.get(bare.replace("-", "_"), bare))
+        return frozenset(name.replace("_", "-") for name in names)
 
     def was_given(self, name: str) -> bool:
         """Whether option ``name`` was given (or set to something other than its default)."""
@@ -263,25 +275,6 @@ class Options(usage.Options):
     def listeners_left(self) -> bool:
         """Whether any listener other than plain HTTP is enabled."""
         return not self["no-https"] or bool(self.get("listen"))
-
-
-def _recording(handler, given: set[str]):
-    """``handler`` (an option's dispatcher), also noting the option's name in ``given``."""
-    if hasattr(handler, "dispatch"):  # usage.CoerceParameter
-        original = handler.dispatch
-
-        def dispatch(name: str, value: str) -> None:
-            given.add(name)
-            original(name, value)
-
-        handler.dispatch = dispatch
-        return handler
-
-    def record(name: str, *value: str) -> None:
-        given.add(name)
-        handler(name, *value)
-
-    return record
 
 
 def config_from_options(options: Options) -> Config:

@@ -2,7 +2,7 @@
 Command line: C{python -m mockllm SUBCOMMAND ...}.
 
   - C{certs DIR [--days N] [--hosts a,b] [--client-cn CN] [--bad]}: make the
-    development PKI in DIR (see L{mockllm.pki}) and print the curl command
+    development PKI in DIR (see L{mockllm.tls.pki}) and print the curl command
     that uses it.
 
 Subcommands are L{usage.Options} classes listed in L{MainOptions.subCommands};

@@ -4,8 +4,7 @@ Composition: the whole server built from a configuration, by constructor, in one
 :func:`listen_descriptions` turns the configuration's listeners (``[server] http_port`` and
 ``port``, ``[tls]``) into endpoint strings; :func:`build` makes the observers, the admin
 API, the app, the site and one listener service per endpoint, and returns them under one
-``MultiService``.  ``tap.makeService`` calls it with what the command line says; tests and
-``mockllm.testing`` call it too.
+``MultiService``.  ``tap.makeService`` calls it with what the command line says.
 """
 
 from __future__ import annotations

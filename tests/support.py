@@ -3,7 +3,7 @@ Shared test helpers.
 
 - :func:`validate` checks a body against the OpenAI schemas vendored in
   ``tests/schemas`` (copied from ``shared/openai-schemas``; see SOURCE.json).
-- :func:`make_app` builds a :class:`~mockllm.app.MockLLM` on a ``task.Clock``.
+- :func:`make_app` builds a :class:`~mockllm.http.routes.MockLLM` on a ``task.Clock``.
 - :class:`RawHTTP` drives the app's real ``Site``/``HTTPChannel`` over an
   in-memory transport, so a test can read bytes as they are written and cut
   the connection at any moment.

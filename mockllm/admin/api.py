@@ -1,7 +1,7 @@
 """
 The admin API: runtime control and the request journal, under ``/__admin/``.
 
-:class:`Admin` is a Klein app of its own; :class:`~mockllm.app.MockLLM`
+:class:`Admin` is a Klein app of its own; :class:`~mockllm.http.routes.MockLLM`
 mounts :meth:`Admin.resource` at ``/__admin/`` (a branch route), so routes
 here are written relative to it and admin requests never reach the journal,
 the request log or the metrics.
@@ -22,10 +22,10 @@ Adding a route
 Add a method to :class:`Admin` decorated with ``@app.route("/name",
 methods=[...])`` (the path is relative to ``/__admin/``); return
 :func:`send_json`'s bytes (or a Deferred of them), or raise
-:class:`~mockllm.errors.APIError` for an OpenAI-shaped error.  No decorator
+:class:`~mockllm.behaviour.errors.APIError` for an OpenAI-shaped error.  No decorator
 is needed for access control: :meth:`Admin.resource` checks every request,
 known route or not, before Klein routes it.  Give :class:`Admin` a keyword
-argument for whatever the route needs (``tap.makeService`` builds it).
+argument for whatever the route needs (``mockllm.server.build`` makes it).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class Admin:
         self._resource = _Guarded(self.access, self.app.resource(), self.identify)
 
     def resource(self) -> IResource:
-        """The access-checked resource that :class:`~mockllm.app.MockLLM` mounts at ``/__admin/``."""
+        """The access-checked resource that :class:`~mockllm.http.routes.MockLLM` mounts at ``/__admin/``."""
         return self._resource
 
     def _control(self) -> IScenarioControl:

@@ -6,7 +6,7 @@ anything it gets an OpenAI-shaped ``503`` with ``Connection: close`` and is
 refused as :mod:`.refusal` describes.  Refused connections do not count
 against the limit, so the server stays healthy however many arrive.  Each
 refusal is handed, as a finished exchange (status 503, outcome ``refused``),
-to ``on_refused`` (``tap.makeService`` passes the app's ``record``), so the
+to ``on_refused`` (``mockllm.server.build`` passes the app's ``record``), so the
 journal, the request log and the metrics see it like any other answer.
 
 The limiter is the factory every listener serves, so its connections are where the

@@ -29,12 +29,8 @@ from mockllm.behaviour.errors import APIError
 from mockllm.behaviour.plan import ChunkFault, Plan, StatusFault, StreamTiming, TimeoutFault
 from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest
-from mockllm.behaviour.steps import CUT, Count, Event, Finish, Head, Step, Wait, Write
+from mockllm.behaviour.steps import CUT, FINISH, Count, Event, Finish, Head, Step, Wait, Write
 from mockllm.dialects import IDialect
-
-#: The last step of an answer that ends normally.
-FINISH = Finish()
-
 
 class Engine:
     """Writes the script of each answer: the plan's delay, its fault or its reply."""

@@ -25,6 +25,7 @@ from zope.interface import implementer
 from mockllm.behaviour.steps import (
     Abort,
     Close,
+    FINISH,
     Count,
     Event,
     Finish,
@@ -36,7 +37,6 @@ from mockllm.behaviour.steps import (
     reason_phrase,
 )
 
-_FINISH = Finish()
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
@@ -91,7 +91,7 @@ class Executor:
         """Run steps until one waits, the transport pauses, or the answer ends."""
         steps, run = self._steps, _RUN
         while not (self._paused or self._timer is not None or self._ended):
-            step = next(steps, _FINISH)
+            step = next(steps, FINISH)
             run[type(step)](self, step)
 
     def _wait(self, step: Wait) -> None:
@@ -127,7 +127,7 @@ class Executor:
         progress = self._progress
         progress.status = step.status
         progress.first_byte_at = now
-        request.setResponseCode(step.status, _phrase(step.status))
+        request.setResponseCode(step.status, reason_phrase(step.status))
         for name, value in step.headers:
             request.setHeader(name, value)
         for name, value in self._timing_headers(now - progress.started):
@@ -208,21 +208,13 @@ _RUN: dict[type, Callable[[Executor, Step], None]] = {
     Close: Executor._drop,
     Abort: Executor._drop,
 }
-_PHRASES: dict[int, bytes] = {}
-
-
-def _phrase(status: int) -> bytes:
-    """The reason phrase of ``status`` as bytes (computed once per status)."""
-    phrase = _PHRASES.get(status)
-    if phrase is None:
-        phrase = _PHRASES[status] = reason_phrase(status).encode("ascii")
-    return phrase
 
 
 def _socket_under(transport: object) -> socket.socket | None:
     """The TCP socket under ``transport`` (through a TLS layer), or ``None`` (e.g. in memory)."""
     for _ in range(3):
-        handle = transport.getHandle() if hasattr(transport, "getHandle") else None
+        get_handle = getattr(transport, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
         if isinstance(handle, socket.socket):
             return handle
         transport = getattr(transport, "transport", None)

@@ -92,9 +92,12 @@ class Abort:
 Step = Head | Write | Event | Wait | Count | Finish | Close | Abort
 
 
-_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+#: The last step of an answer that ends normally.
+FINISH = Finish()
+
+_PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
-def reason_phrase(status: int) -> str:
+def reason_phrase(status: int) -> bytes:
     """The reason phrase for ``status`` (Twisted lacks some, such as 429's)."""
-    return _PHRASES.get(status, "Error")
+    return _PHRASES.get(status, b"Error")

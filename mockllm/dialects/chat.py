@@ -24,8 +24,6 @@ from mockllm.dialects.openai import (
     _check_common,
     _check_model,
     _wrong_type,
-    data_event,
-    usage,
 )
 
 
@@ -123,16 +121,12 @@ class ChatCompletions(OpenAIDialect):
         ]
         return self.whole(request, reply, stamp, "chat.completion", choices)
 
-    def frames(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
-        """Role events, content and tool-call deltas, finish events, then the usage event if asked for."""
-        head = self.head(request, stamp)
-        with_usage = request.include_usage
+    def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
+        """Role events (lead frames), content and tool-call deltas, then each choice's finish event."""
 
         def event(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            obj = dict(head, choices=[{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
-            if with_usage:
-                obj["usage"] = None
-            return data_event(obj)
+            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            return self.chunk(request, head, [choice])
 
         for index, choice in enumerate(reply.choices):
             role = {"role": "assistant", "content": "" if choice.pieces or not choice.tool_calls else None, "refusal": None}
@@ -145,8 +139,6 @@ class ChatCompletions(OpenAIDialect):
                 yield Frame(event(index, {"tool_calls": [opening]}))
                 yield Frame(event(index, {"tool_calls": [{"index": number, "function": {"arguments": call.arguments}}]}))
             yield Frame(event(index, {}, choice.finish_reason))
-        if with_usage:
-            yield Frame(data_event(dict(head, choices=[], usage=usage(request, reply.completion_tokens))))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:
         """A content chunk cut off half-way through its JSON."""

@@ -16,7 +16,7 @@ from mockllm.behaviour.content import count_tokens
 from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
-from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _wrong_type, data_event, usage
+from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _wrong_type
 
 
 def _prompt_texts(prompt: object) -> tuple[str, ...]:
@@ -54,23 +54,12 @@ class TextCompletions(OpenAIDialect):
         choices = [_choice(i, c.text, c.finish_reason) for i, c in enumerate(reply.choices)]
         return self.whole(request, reply, stamp, "text_completion", choices)
 
-    def frames(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
-        """Content pieces, a finish event per choice, then the usage event if asked for."""
-        head = self.head(request, stamp)
-        with_usage = request.include_usage
-
-        def event(choices: list[dict[str, Any]], usage_value: Any = None) -> bytes:
-            obj = dict(head, choices=choices)
-            if with_usage:
-                obj["usage"] = usage_value
-            return data_event(obj)
-
+    def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
+        """Content pieces, then a finish event, for each choice (no lead frame)."""
         for index, choice in enumerate(reply.choices):
             for piece in choice.pieces:
-                yield Frame(event([_choice(index, piece, None)]))
-            yield Frame(event([_choice(index, "", choice.finish_reason)]))
-        if with_usage:
-            yield Frame(event([], usage(request, reply.completion_tokens)))
+                yield Frame(self.chunk(request, head, [_choice(index, piece, None)]))
+            yield Frame(self.chunk(request, head, [_choice(index, "", choice.finish_reason)]))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:
         """A content event cut off half-way through its JSON."""

@@ -188,17 +188,30 @@ def raw_response(error: APIError, request_id: str, extra: tuple[tuple[str, str],
     """A whole HTTP/1.1 response for ``error`` with ``Connection: close``, for answers given below the
     site (the ``max_connections`` 503, the ``Content-Length`` 413), with the common headers."""
     body = dumps(error.body())
+    common = [(_title(name.decode("ascii")), value.decode("ascii")) for name, value in common_headers(request_id)]
     lines = [
-        f"HTTP/1.1 {error.status} {reason_phrase(error.status)}",
-        "Content-Type: application/json",
+        f"HTTP/1.1 {error.status} {reason_phrase(error.status).decode('ascii')}",
+        f"Content-Type: {JSON.decode('ascii')}",
         f"Content-Length: {len(body)}",
-        *(f"{name}: {value}" for name, value in extra),
-        f"X-Request-Id: {request_id}",
-        f"Openai-Version: {OPENAI_VERSION}",
-        "Openai-Processing-Ms: 0",
+        *(f"{name}: {value}" for name, value in (*extra, *common)),
         "Connection: close",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+def _title(name: str) -> str:
+    """A header name as Twisted writes it: ``x-request-id`` -> ``X-Request-Id``."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def common_headers(request_id: str) -> Headers:
+    """The headers every response carries: ``x-request-id``, ``openai-version`` and an
+    ``openai-processing-ms`` of 0 (answers overwrite it with their own time)."""
+    return (
+        (b"x-request-id", request_id.encode("ascii")),
+        (b"openai-version", _OPENAI_VERSION),
+        (b"openai-processing-ms", b"0"),
+    )
 
 
 # --- request bodies ----------------------------------------------------------------------------
@@ -328,7 +341,6 @@ def _check_common(body: Mapping[str, Any], stream_override: bool | None) -> tupl
     return stream, include_usage
 
 
-
 # --- answers ---------------------------------------------------------------------------------
 
 
@@ -370,6 +382,9 @@ class OpenAIDialect:
 
     kind = ""
     id_prefix = ""
+    #: The ``object`` of each streamed event, and whether it carries ``service_tier``.
+    chunk_object = ""
+    chunk_service_tier = False
     content_type = JSON
     stream_content_type = EVENT_STREAM
     stream_headers: Headers = ((b"cache-control", b"no-cache"),)
@@ -387,12 +402,8 @@ class OpenAIDialect:
         return new_id(self.id_prefix, ids)
 
     def common_headers(self, request_id: str) -> Headers:
-        """``x-request-id``, ``openai-version`` and an ``openai-processing-ms`` of 0."""
-        return (
-            (b"x-request-id", request_id.encode("ascii")),
-            (b"openai-version", _OPENAI_VERSION),
-            (b"openai-processing-ms", b"0"),
-        )
+        """The headers every response carries (see :func:`common_headers`)."""
+        return common_headers(request_id)
 
     def timing_headers(self, elapsed: float) -> Headers:
         """``openai-processing-ms`` for an answer whose status goes out ``elapsed`` seconds in."""
@@ -411,13 +422,24 @@ class OpenAIDialect:
         return status_error(fault.status, fault.message, headers)
 
     def stream(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
-        """The stream's frames (see :meth:`frames`), then ``data: [DONE]``."""
-        yield from self.frames(request, reply, stamp)
+        """The stream's frames (see :meth:`frames`), the usage event if asked for, then ``data: [DONE]``."""
+        head = self.head(request, stamp)
+        yield from self.frames(request, reply, head)
+        if request.include_usage:
+            yield Frame(self.chunk(request, head, [], usage(request, reply.completion_tokens)))
         yield Frame(DONE_EVENT)
 
-    def frames(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
-        """The stream's events before its terminator."""
+    def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
+        """The stream's events before the usage event, each made with :meth:`chunk` from ``head``."""
         raise NotImplementedError
+
+    def chunk(self, request: CompletionRequest, head: dict[str, Any], choices: list, usage_value: Any = None) -> bytes:
+        """One streamed event of ``choices``; when the request asks for usage it carries ``usage``
+        (null in every event but the last)."""
+        obj = dict(head, choices=choices)
+        if request.include_usage:
+            obj["usage"] = usage_value
+        return data_event(obj)
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """The whole (non-streamed) answer."""
@@ -441,10 +463,6 @@ class OpenAIDialect:
                 "system_fingerprint": SYSTEM_FINGERPRINT,
             }
         )
-
-    #: The ``object`` of each streamed event, and whether it carries ``service_tier``.
-    chunk_object = ""
-    chunk_service_tier = False
 
     def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
         """The fields every streamed event of one answer shares."""

@@ -25,9 +25,9 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from mockllm.behaviour.engine import FINISH, Engine, error_script
+from mockllm.behaviour.engine import Engine, error_script
 from mockllm.behaviour.errors import APIError, invalid_request
-from mockllm.behaviour.steps import Head, Write
+from mockllm.behaviour.steps import FINISH, Head, Write
 from mockllm.config import Config
 from mockllm.dialects.chat import ChatCompletions
 from mockllm.dialects.completions import TextCompletions

@@ -69,8 +69,7 @@ def listen_descriptions(config: Config) -> list[Listener]:
         if tls.key_path is not None:
             options.append(f"privateKey={quoteStringArgument(tls.key_path)}")
         if tls.ca_cert_path is not None:
-            cas = (tls.ca_cert_path,) if isinstance(tls.ca_cert_path, str) else tls.ca_cert_path
-            options.append(f"caCerts={quoteStringArgument(','.join(cas))}")
+            options.append(f"caCerts={quoteStringArgument(','.join(tls.ca_cert_path))}")
         if tls.fault is not None:
             options.append(f"fault={tls.fault}")
         listeners.append(Listener(":".join(options), f"HTTPS (mTLS) on {server.host}:{server.port}"))

@@ -115,12 +115,12 @@ def texts() -> Check:
 
 
 def paths() -> Check:
-    """A file path, or a non-empty array of them: returned as a string, or a tuple of strings."""
+    """A file path, or a non-empty array of them: returned as a tuple of strings either way."""
     several = texts()
 
-    def check(value: Any) -> str | tuple[str, ...]:
+    def check(value: Any) -> tuple[str, ...]:
         if isinstance(value, str) and value:
-            return value
+            return (value,)
         try:
             return several(value)
         except ValueError:

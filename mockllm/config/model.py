@@ -44,7 +44,7 @@ class TLSConfig:
     #: Its unencrypted PEM private key; unset: server.key in certs_dir.
     key_path: str | None = None
     #: The CA bundles trusted for client certificates: one path, or several (all trusted); unset: ca.pem in certs_dir.
-    ca_cert_path: str | tuple[str, ...] | None = None
+    ca_cert_path: tuple[str, ...] | None = None
     #: Refuse clients without a certificate (false: accept them; a presented one must still verify).
     require_client_cert: bool = True
     #: Where the development PKI lives; made there on first start when no file above is named.

@@ -80,6 +80,10 @@ class Completions:
         self._models = frozenset(config.models.available)
         self._config_layer = config_layer(config)
 
+    def serves(self, model: str) -> bool:
+        """Whether ``model`` is one of the configured models."""
+        return model in self._models
+
     def answer(self, request: IRequest, dialect: IDialect) -> bytes | Deferred:
         """Answer ``request`` as ``dialect`` speaks; a Deferred while the answer takes time."""
         ex = self._exchanges.begin(request)

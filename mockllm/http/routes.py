@@ -74,7 +74,6 @@ class MockLLM:
         self.completions = Completions(config, clock, self.exchanges, engine, self.scenarios)
         self._admin = admin
         self._metrics = metrics
-        self._models = frozenset(config.models.available)
         self._model_list = dumps(model_list(config.models.available))
 
     def resource(self) -> IResource:
@@ -118,7 +117,7 @@ class MockLLM:
     @app.route("/v1/models/<path:model_id>", methods=["GET"])
     def model(self, request: IRequest, model_id: str) -> bytes | Deferred:
         """One model, or the real API's 404 for a model it does not have."""
-        if model_id not in self._models:
+        if not self.completions.serves(model_id):
             return self._error(request, model_not_found(model_id, None))
         return self._json(request, dumps(model_object(model_id)))
 

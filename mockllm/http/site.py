@@ -47,13 +47,8 @@ class MockChannel(HTTPChannel):
         # The request line, as HTTPChannel.lineReceived keeps it (no Request is complete yet).
         site.refused(rid, self._command, self._path, self.transport.getPeer(), error, response)
 
-    def dataReceived(self, data: bytes) -> None:
-        """Drop what a refused client still sends."""
-        if self._refusal is None:
-            super().dataReceived(data)
-
     def rawDataReceived(self, data: bytes) -> None:
-        """Drop body bytes that came with a refused request's headers."""
+        """Drop the body of a refused request (the channel is in raw mode from its headers on)."""
         if self._refusal is None:
             super().rawDataReceived(data)
 

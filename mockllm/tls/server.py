@@ -249,7 +249,7 @@ def server_tls_from_config(
     server = ReloadableServerTLS(
         Path(config.cert_path or certs_dir / "server.pem"),
         Path(config.key_path or certs_dir / "server.key"),
-        _ca_paths(config.ca_cert_path) or (certs_dir / "ca.pem",),
+        tuple(map(Path, config.ca_cert_path or ())) or (certs_dir / "ca.pem",),
         client_cert="required" if config.require_client_cert else "optional",
         on_handshake=on_handshake,
         fault=fault,
@@ -263,12 +263,3 @@ def server_tls_from_config(
         for warning in name_warnings(server.material.cert, server.cert_path, host):
             log.warn("{problem}", problem=warning)
     return server, dev
-
-
-
-
-def _ca_paths(configured: str | tuple[str, ...] | None) -> tuple[Path, ...]:
-    """The configured CA bundle paths (one or several), as paths."""
-    if configured is None:
-        return ()
-    return tuple(map(Path, (configured,) if isinstance(configured, str) else configured))

@@ -25,7 +25,7 @@ from mockllm.admin.access import AdminAccess, Network, parse_networks
 from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
 from mockllm.config import DEFAULT_MODELS, TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ResponsesConfig, ServerConfig, TLSConfig
 from mockllm.config import describe
-from mockllm.config.checks import MAX_MS
+from mockllm.config.checks import MAX_MS, apply, one_of
 from mockllm.config.model import CLIENT_CERT_MODES
 from mockllm.config.toml import ConfigError, load_config
 from mockllm.observe.output import adjust_twist_output
@@ -71,6 +71,14 @@ def _positive_int(name: str, value: str, minimum: int = 1, maximum: int | None =
     if maximum is not None and number > maximum:
         raise usage.UsageError(f"--{name} must be at most {maximum}, not {number}")
     return number
+
+
+def _checked(check, value: object, option: str) -> object:
+    """``check(value)`` (see :mod:`mockllm.config.checks`), a failure as a usage error naming ``option``."""
+    try:
+        return apply(check, value, option)
+    except ValueError as error:
+        raise usage.UsageError(str(error)) from None
 
 
 def admin_networks(value: str) -> tuple[Network, ...]:
@@ -151,15 +159,11 @@ class Options(usage.Options):
 
     def opt_client_cert(self, value: str) -> None:
         """required|optional: whether a client certificate is required."""
-        if value not in CLIENT_CERT_MODES:
-            raise usage.UsageError(f"--client-cert must be required or optional, not {value!r}")
-        self["client-cert"] = value
+        self["client-cert"] = _checked(one_of(CLIENT_CERT_MODES), value, "--client-cert")
 
     def opt_tls_fault(self, value: str) -> None:
         """One of expired-server-cert, wrong-host, untrusted-server-cert."""
-        if value not in TLS_FAULTS:
-            raise usage.UsageError(f"--tls-fault must be one of {', '.join(TLS_FAULTS)}, not {value!r}")
-        self["tls-fault"] = value
+        self["tls-fault"] = _checked(one_of(TLS_FAULTS), value, "--tls-fault")
 
     def opt_models(self, value: str) -> None:
         """Comma-separated model ids to serve."""

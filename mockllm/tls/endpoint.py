@@ -18,7 +18,7 @@ from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from zope.interface import implementer
 
-from mockllm.config.checks import ascii_whole
+from mockllm.config.checks import apply, ascii_whole, one_of, whole
 from mockllm.config.model import CLIENT_CERT_MODES, TLS_FAULTS, ServerConfig, TLSConfig
 from mockllm.tls.interfaces import IMTLSEndpoint
 from mockllm.tls.names import client_name, url_host
@@ -60,18 +60,12 @@ def parse_mtls(reactor: object, port: str, **options: str) -> MTLSServerEndpoint
     unknown = set(options) - set(_OPTIONS)
     if unknown:
         raise ValueError(f"mtls: unknown option {sorted(unknown)[0]!r}; expected one of {', '.join(_OPTIONS)}")
-    number = ascii_whole(port, 5)
-    if number is None or number > 65535:
-        raise ValueError(f"mtls: the port must be a number from 0 to 65535, not {port!r}")
-    backlog = ascii_whole(options.get("backlog", str(ServerConfig.backlog)), 9)
-    if not backlog:
-        raise ValueError(f"mtls: backlog must be a whole number of 1 or more, not {options['backlog']!r}")
-    mode = options.get("clientCert", "required")
-    if mode not in CLIENT_CERT_MODES:
-        raise ValueError(f"mtls: clientCert must be required or optional, not {mode!r}")
+    number = apply(whole(0, 65535), _number(port), "mtls: port")
+    backlog = apply(whole(1), _number(options.get("backlog", str(ServerConfig.backlog))), "mtls: backlog")
+    mode = apply(one_of(CLIENT_CERT_MODES), options.get("clientCert", "required"), "mtls: clientCert")
     fault = options.get("fault")
-    if fault is not None and fault not in TLS_FAULTS:
-        raise ValueError(f"mtls: fault must be one of {', '.join(TLS_FAULTS)}, not {fault!r}")
+    if fault is not None:
+        apply(one_of(TLS_FAULTS), fault, "mtls: fault")
     if ("certKey" in options) != ("privateKey" in options):
         raise ValueError("mtls: certKey and privateKey go together: give both or neither")
     config = TLSConfig(
@@ -85,6 +79,12 @@ def parse_mtls(reactor: object, port: str, **options: str) -> MTLSServerEndpoint
     interface = options.get("interface", "")
     tls, dev = server_tls_from_config(config, interface)
     return MTLSServerEndpoint(reactor, number, tls, dev, backlog, interface)
+
+
+def _number(text: str) -> int | str:
+    """``text`` as a whole number, or ``text`` itself for the check to refuse by name."""
+    value = ascii_whole(text, 9)
+    return text if value is None else value
 
 
 #: The options an ``mtls:`` description takes.

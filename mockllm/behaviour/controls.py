@@ -2,7 +2,7 @@
 Request controls: the seed's failure controls, read from the query string or ``X-Mock-*`` headers.
 
 :func:`parse_controls` makes the request's own plan layer (``delay``, ``fail``,
-``fail_chunk``, ``retry_after``); :func:`control_lookup` finds a control by name, the query
+``fail_chunk``, ``retry_after``); :class:`ControlLookup` finds a control by name, the query
 string first.  Every problem raises a 400 :class:`~mockllm.behaviour.errors.APIError` whose
 ``param`` names the control.  Controls are read from the query string only, never from a
 form-encoded body.
@@ -53,11 +53,6 @@ class ControlLookup:
     def header(self, name: str) -> str | None:
         """``X-Mock-<Name>`` only (the caller's key and scenario are never query parameters)."""
         return self._headers.get(name)
-
-
-def control_lookup(query: Mapping[str, list[str]], headers: Any) -> ControlLookup:
-    """The controls of a request with this query string and these headers."""
-    return ControlLookup(query, headers)
 
 
 def _whole_ms(name: str, text: str, cap: int) -> int:

@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
 from mockllm.behaviour.caller import Caller, caller_key
-from mockllm.behaviour.controls import control_lookup, parse_controls, parse_stream_flag, query_args
+from mockllm.behaviour.controls import ControlLookup, parse_controls, parse_stream_flag, query_args
 from mockllm.behaviour.engine import Engine, error_script
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.executor import Executor
@@ -119,7 +119,7 @@ class Completions:
     ) -> tuple[CompletionRequest, Caller, PlanPart]:
         """Check the body and the controls; raise :class:`APIError` for the first problem."""
         responses = self._config.responses
-        lookup = control_lookup(query_args(request.uri), request.requestHeaders)
+        lookup = ControlLookup(query_args(request.uri), request.requestHeaders)
         controls = parse_controls(lookup, responses.max_delay_ms, responses.timeout_ms / 1000)
         creq = dialect.parse(raw, parse_stream_flag(lookup("stream")))
         if creq.model not in self._models:

@@ -9,9 +9,10 @@ format renders as one readable line::
 A request that got no status (its client left first) shows ``none`` there, as the metrics do;
 a refused request's line ends with ``error="..."``, the reason as a JSON string.
 
-``twist`` chooses the output: that text when stdout is a terminal, the event
-as JSON (every key below, typed) otherwise.  The line is rendered here and the
-format is just ``{line}``, so a JSON observer flattens one field, not ten.
+``twist mockllm`` prints that line wherever its output goes (see :mod:`.output`);
+with ``twist --log-format json`` the event is JSON, every key below typed.  The
+line is rendered here and the format is just ``{line}``, so a JSON observer
+flattens one field, not ten.
 Bodies and headers are never in the event; they go to ``--request-log`` only.
 """
 

@@ -19,9 +19,8 @@ from typing import Mapping, Sequence
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.observe.record import Record
 from mockllm.config.checks import ascii_whole
+from mockllm.config.model import ObserveConfig
 
-#: Default number of exchanges the journal keeps.
-DEFAULT_SIZE = 1000
 #: The query-string filters ``GET /__admin/requests`` understands.
 _FILTERS = frozenset({"path", "status", "key", "since", "limit"})
 #: The most digits ``limit`` may have (far beyond any journal size; keeps ``int()`` cheap and in range).
@@ -128,7 +127,7 @@ def _bad(param: str, expected: str) -> APIError:
 class Journal:
     """The records of the last ``size`` exchanges, oldest first."""
 
-    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, size: int = ObserveConfig.journal_size) -> None:
         self._records: deque[Record] = deque(maxlen=size)
 
     @property

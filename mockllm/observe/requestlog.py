@@ -21,13 +21,11 @@ from twisted.logger import FileLogObserver, ILogObserver, Logger, LogEvent
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from mockllm.config.model import ObserveConfig
 from mockllm.observe.record import Record
 from mockllm.startup import StartFailed
 
-#: Default size (bytes) at which the file is rotated.
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-#: Default number of rotated files kept.
-DEFAULT_KEEP = 5
+_DEFAULTS = ObserveConfig()
 
 
 def json_line(event: LogEvent) -> str | None:
@@ -44,7 +42,9 @@ class RequestLog(Service):
 
     log = Logger()
 
-    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES, keep: int = DEFAULT_KEEP) -> None:
+    def __init__(
+        self, path: str, max_bytes: int = _DEFAULTS.request_log_max_bytes, keep: int = _DEFAULTS.request_log_keep
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.keep = keep

@@ -18,9 +18,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mockllm"
 #: package -> the mockllm packages its modules may import from.
 ALLOWED = {
     "config": set(),
-    "behaviour": {"config", "dialects"},
+    "behaviour": {"config", "dialects", "transport"},
     "dialects": {"behaviour", "config"},
-    "tls": {"config"},
+    "tls": {"config", "transport"},
     "observe": {"behaviour", "config", "startup"},
     "admin": {"behaviour", "config", "dialects", "observe", "tls"},
     "http": {"behaviour", "config", "dialects", "observe", "startup", "tls"},

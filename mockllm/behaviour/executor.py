@@ -36,6 +36,7 @@ from mockllm.behaviour.steps import (
     Write,
     reason_phrase,
 )
+from mockllm.transport import handle_under
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
@@ -162,7 +163,7 @@ class Executor:
         if isinstance(step, Close):
             transport.loseConnection()
             return
-        sock = _socket_under(transport)
+        sock = handle_under(transport, socket.socket)
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
         transport.abortConnection()
@@ -208,16 +209,3 @@ _RUN: dict[type, Callable[[Executor, Step], None]] = {
     Close: Executor._drop,
     Abort: Executor._drop,
 }
-
-
-def _socket_under(transport: object) -> socket.socket | None:
-    """The TCP socket under ``transport`` (through a TLS layer), or ``None`` (e.g. in memory)."""
-    for _ in range(3):
-        get_handle = getattr(transport, "getHandle", None)
-        handle = get_handle() if get_handle is not None else None
-        if isinstance(handle, socket.socket):
-            return handle
-        transport = getattr(transport, "transport", None)
-        if transport is None:
-            return None
-    return None

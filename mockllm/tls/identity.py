@@ -26,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import SSL
 
+from mockllm.transport import handle_under
+
 #: The keys of L{PeerIdentities.describe}'s answer, all None over plain HTTP.
 FIELDS = ("subject", "issuer", "serial", "fingerprint_sha256", "tls_version", "cipher")
 
@@ -48,13 +50,7 @@ def _tls_connection(request) -> Optional[SSL.Connection]:
     transport below that (an HTTP/2 stream sits on the connection).
     """
     transport = getattr(getattr(request, "channel", None), "transport", None)
-    for _ in range(3):
-        get_handle = getattr(transport, "getHandle", None)
-        handle = get_handle() if get_handle is not None else None
-        if isinstance(handle, SSL.Connection):
-            return handle
-        transport = getattr(transport, "transport", None)
-    return None
+    return handle_under(transport, SSL.Connection, 3)
 
 
 def _describe(conn: SSL.Connection) -> dict:

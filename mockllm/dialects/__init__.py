@@ -55,3 +55,8 @@ class IDialect(Interface):
 
     def broken(request, stamp):
         """A malformed event (the ``fail_chunk`` fault) as bytes."""
+
+    def stream_error(request, stamp, error):
+        """The in-band error event(s) ending a 200 stream (``fail_mode=error``) for the
+        ``APIError`` ``error``, as bytes: chat and text completions send
+        ``data: {"error": {...}}``, the Responses API an ``error`` event and ``response.failed``."""

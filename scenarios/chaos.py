@@ -55,7 +55,10 @@ KINDS: dict[str, tuple[bool, Draw]] = {
     "status": (False, lambda r, s: PlanPart(fault=StatusFault(s.rng.choice(s.params["error_statuses"])))),
     "timeout": (False, lambda r, s: PlanPart(fault=TimeoutFault(s.params["timeout_ms"] / 1000))),
     "chunk": (True, lambda r, s: PlanPart(fault=ChunkFault(s.rng.randint(2, LAST_EVENT)))),
-    "error_event": (True, lambda r, s: PlanPart(fault=ErrorEventFault(s.rng.randint(2, LAST_EVENT), s.rng.choice(s.params["error_statuses"])))),
+    "error_event": (
+        True,
+        lambda r, s: PlanPart(fault=ErrorEventFault(s.rng.randint(2, LAST_EVENT), s.rng.choice(s.params["error_statuses"]))),
+    ),
     "reset": (False, lambda r, s: PlanPart(fault=ResetFault(_at(r, s, 0)))),
     "close": (False, lambda r, s: PlanPart(fault=CloseFault(_at(r, s, 0)))),
     "stall": (False, lambda r, s: PlanPart(fault=StallFault(s.params["timeout_ms"] / 1000, _at(r, s, 0)))),

@@ -123,7 +123,7 @@ class Options(usage.Options):
         ["max-body-bytes", None, _SERVER.max_body_bytes, "Largest request body accepted; larger get a 413.",
          lambda v: _positive_int("max-body-bytes", v)],
         ["stream-interval-ms", None, None, f"Pause between streamed chunks in ms (default {_RESPONSES.stream_interval_ms}, at most {MAX_MS})."],
-        ["timeout-ms", None, None, f"How long fail=timeout holds the connection, in ms (default {_RESPONSES.timeout_ms}, at most {MAX_MS})."],
+        ["timeout-ms", None, None, f"How long fail=timeout and fail=stall hold the connection, in ms (default {_RESPONSES.timeout_ms}, at most {MAX_MS})."],
         ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default {_RESPONSES.max_delay_ms}, at most {MAX_MS})."],
         ["models", None, None, f"Comma-separated model ids to serve (default {','.join(DEFAULT_MODELS)})."],
         ["https-port", None, _SERVER.port, "HTTPS (mTLS) port (0 picks a free one).", _port("https-port")],

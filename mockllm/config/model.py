@@ -67,7 +67,7 @@ class ResponsesConfig:
     streaming_enabled: bool = True
     #: Pause before each streamed chunk after the first, in ms.
     stream_interval_ms: int = 20
-    #: How long fail=timeout holds the connection before its 504, in ms.
+    #: How long fail=timeout holds the connection before its 504 (and fail=stall before it closes), in ms.
     timeout_ms: int = 30_000
     #: The largest delay a request may ask for, in ms.
     max_delay_ms: int = 600_000

@@ -12,6 +12,7 @@ import json
 import random
 import socket
 import time
+import tomllib
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -20,8 +21,10 @@ from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
+from mockllm.behaviour.caller import Caller
 from mockllm.behaviour.controls import parse_controls
 from mockllm.behaviour.errors import APIError
+from mockllm.behaviour.executor import FLUSH_LIMIT_S, Executor
 from mockllm.behaviour.plan import (
     NO_FAULT,
     ChunkFault,
@@ -33,13 +36,16 @@ from mockllm.behaviour.plan import (
     StatusFault,
 )
 from mockllm.config import Config, ResponsesConfig
+from mockllm.config.toml import parse_config
 from mockllm.dialects.chat import ChatCompletions
 from mockllm.dialects.completions import TextCompletions
 from mockllm.behaviour.reply import Stamp
 from mockllm.behaviour.request import CompletionRequest
+from mockllm.behaviour.steps import Abort, Event, Head
 from mockllm.http.routes import MockLLM
 from mockllm.scenario import ScenarioRunner, define, discover
 from tests.observe_support import observed_app
+from tests.test_executor import FakeRequest, exchange, no_timing
 from tests.support import CHAT_BODY, Finished, RawHTTP, _dechunk, listen, parse_sse, validate
 
 PATH = "/v1/chat/completions"
@@ -246,6 +252,72 @@ class StreamModeTests(MemoryCase):
             self.assertIn(f'mockllm_faults_total{{fault="{fault}",outcome="{outcome}"}} 1.0'.encode(), page)
 
 
+class BufferedTransport:
+    """A TCP-like transport over a real (unconnected) socket whose Twisted buffer still holds bytes
+    until :meth:`drain` (the fields :func:`mockllm.transport.unsent_bytes` reads)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.dataBuffer = b"x" * 100
+        self.offset = 0
+        self._tempDataLen = 0
+        self.aborted = False
+
+    def getHandle(self) -> socket.socket:
+        """The socket."""
+        return self._sock
+
+    def drain(self) -> None:
+        """The peer has read everything."""
+        self.offset = len(self.dataBuffer)
+
+    def abortConnection(self) -> None:
+        """Note that the RST went out."""
+        self.aborted = True
+
+
+class ResetFlushTests(unittest.TestCase):
+    """A reset after bytes went out waits on the clock until they have left, then resets."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.sock = socket.socket()
+        self.addCleanup(self.sock.close)
+        self.transport = BufferedTransport(self.sock)
+        self.request = FakeRequest(self.transport)
+        steps = [Head(200, ()), Event(b"data: {}\n\n"), Abort()]
+        self.done = Executor(self.request, self.clock, steps, exchange(), no_timing).run()
+
+    def test_waits_for_the_buffer(self) -> None:
+        """No RST while bytes are buffered; once drained, the RST goes on the next poll; no timer is left."""
+        self.clock.advance(0.5)
+        self.assertFalse(self.transport.aborted)
+        self.transport.drain()
+        self.clock.advance(0.005)
+        self.assertTrue(self.transport.aborted)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.done.cancel()
+        self.failureResultOf(self.done)
+
+    def test_gives_up_after_the_limit(self) -> None:
+        """A client that never reads gets its RST after the flush limit anyway."""
+        self.clock.pump([0.005] * int(FLUSH_LIMIT_S / 0.005 + 2))
+        self.assertTrue(self.transport.aborted)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.done.cancel()
+        self.failureResultOf(self.done)
+
+    def test_client_leaving_cancels_the_wait(self) -> None:
+        """A client that goes away while the reset waits leaves no timer and gets no RST."""
+        self.clock.advance(0.1)
+        self.done.cancel()
+        self.failureResultOf(self.done)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIsNone(self.request.producer)
+        self.clock.advance(5)
+        self.assertFalse(self.transport.aborted)
+
+
 class DripTests(MemoryCase):
     """``drip_ms=M``: headers at once, then a few bytes every M ms."""
 
@@ -415,8 +487,6 @@ class ChaosTests(unittest.TestCase):
     def kinds(self, stream: bool, n: int = 600) -> Counter:
         """How often each fault (or drip) was planned for ``n`` requests."""
         request = CompletionRequest("chat", "gpt-4o-mini", stream, False, ("hi",), {})
-        from mockllm.behaviour.caller import Caller
-
         caller = Caller("k", "127.0.0.1:1", None, None)
         found = Counter()
         for _ in range(n):
@@ -442,6 +512,18 @@ class ChaosTests(unittest.TestCase):
         """With every weight 0 no fault is drawn."""
         self.run.switch("chaos", {f"weight_{k}": 0 for k in ("status", "timeout", "chunk")} | {"fault_percent": 100})
         self.assertEqual(set(self.kinds(True, 100)), {"none"})
+
+    def test_weights_from_toml(self) -> None:
+        """A ``[scenarios.NAME]`` table based on chaos gives its weights; here only closes and stalls."""
+        document = tomllib.loads(
+            '[scenarios.failover]\nbase = "chaos"\nfault_percent = 100\n'
+            "weight_status = 0\nweight_timeout = 0\nweight_chunk = 0\nweight_close = 2\nweight_stall = 1\n"
+        )
+        definitions = define(discover().scenarios, parse_config(document).scenarios)
+        self.run = ScenarioRunner(definitions, Clock(), "failover", seed=2)
+        kinds = self.kinds(True, 900)
+        self.assertEqual(set(kinds), {"CloseFault", "StallFault"})
+        self.assertGreater(kinds["CloseFault"], kinds["StallFault"] * 1.5)
 
     def test_bad_weight(self) -> None:
         """A negative weight is refused like any bad parameter."""

@@ -70,6 +70,7 @@ from mockllm.dialects import IDialect
 #: How many bytes each write of a dripped body carries.
 DRIP_BYTES = 8
 
+
 class Engine:
     """Writes the script of each answer: the plan's delay, its fault or its reply."""
 

@@ -91,9 +91,22 @@ class StreamFaultTests(SDKFaultCase):
     """Faults mid-stream are never retried (the 200 has arrived); the iteration raises."""
 
     async def test_error_event_raises_api_error(self) -> None:
-        """``fail_mode=error``: ``APIError`` mid-iteration with the error's message and body; one attempt."""
-        query = {"fail_chunk": "3", "fail_mode": "error", "fail_status": "503"}
-        error = await self.raises(openai.APIError, self.sdk(max_retries=2), query, stream=True)
+        """``fail_mode=error``: the two chunks before it arrive, then ``APIError`` with the error's
+        message and body (not a status error); one attempt."""
+        client = self.sdk(max_retries=2)
+        received = []
+
+        def consume():
+            query = {"fail_chunk": "3", "fail_mode": "error", "fail_status": "503"}
+            stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, extra_query=query)
+            for chunk in stream:
+                received.append(chunk)
+
+        with self.assertRaises(openai.APIError) as caught:
+            await deferToThread(consume)
+        error = caught.exception
+        self.assertEqual(len(received), 2)
+        self.assertEqual(received[0].choices[0].delta.role, "assistant")
         self.assertNotIsInstance(error, openai.APIStatusError)
         self.assertEqual(error.message, "The engine is currently overloaded, please try again later.")
         self.assertEqual(error.body["code"], "overloaded")

@@ -148,7 +148,7 @@ def _logprobs(pieces: tuple[str, ...], top: int, rng: random.Random) -> tuple[To
     for piece in pieces:
         logprob = -round(rng.expovariate(4.0), 6)
         others = rng.sample([t for t in ALTERNATIVES if t != piece], max(top - 1, 0))
-        below = sorted((logprob - round(rng.uniform(0.5, 12.0), 6) for _ in others), reverse=True)
+        below = sorted((round(logprob - rng.uniform(0.5, 12.0), 6) for _ in others), reverse=True)
         alternatives = [Alternative(piece, logprob), *map(Alternative, others, below)][:top]
         out.append(TokenLogprob(piece, logprob, tuple(alternatives)))
     return tuple(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Optional
 
 from hypothesis import given, settings
@@ -146,6 +147,25 @@ class SchemaInstanceTests(unittest.TestCase):
         first = instance(schema, random.Random(7))
         self.assertEqual(first, instance(schema, random.Random(7)))
         self.assertGreater(len({json.dumps(instance(schema, random.Random(s))) for s in range(20)}), 1)
+
+    def test_hostile_schemas_are_bounded(self) -> None:
+        """A schema that cannot be met cheaply, or is malformed, gets ``{}`` at once, never an exception."""
+        hostile = [
+            {"type": "array", "minItems": 10**9},
+            {"type": "string", "minLength": 10**9},
+            {"type": "string", "pattern": "a{100000000}"},
+            {"type": "string", "pattern": "("},
+            {"$ref": "#"},
+            {"$ref": "#/$defs/missing"},
+            {"type": "object", "properties": []},
+            {"type": "object", "minProperties": 10**8},
+            {"type": "integer", "minimum": "zero"},
+            {"type": "array", "minItems": 50, "items": {"type": "array", "minItems": 50, "items": {"type": "array", "minItems": 50}}},
+        ]
+        for schema in hostile:
+            started = time.perf_counter()
+            self.assertEqual(instance(schema, random.Random(1)), {}, schema)
+            self.assertLess(time.perf_counter() - started, 1.0)
 
     def test_empty_parameters_give_an_object(self) -> None:
         """A function without ``parameters`` (``{}``) gets the arguments ``{}``: an object."""
@@ -437,10 +457,18 @@ class ChatRouteTests(StubCase):
 
     def test_response_format_json_schema(self) -> None:
         """``json_schema``: the content validates against the schema."""
-        fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": WEATHER, "strict": True}}
+        fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": WEATHER}}
         _, body = self.chat(response_format=fmt)
         validate("CreateChatCompletionResponse", body)
         self.assertTrue(valid(WEATHER, json.loads(body["choices"][0]["message"]["content"])))
+
+    def test_hostile_parameters_still_answered(self) -> None:
+        """A tool whose parameters cannot be met cheaply is still answered at once: arguments ``{}``."""
+        tool = {"type": "function", "function": {"name": "huge", "parameters": {"type": "array", "minItems": 10**9}}}
+        code, body = self.chat(tools=[tool], tool_choice="required")
+        self.assertEqual(code, 200)
+        validate("CreateChatCompletionResponse", body)
+        self.assertEqual(body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{}")
 
     def test_prompt_tokens_count_tools(self) -> None:
         """``usage.prompt_tokens`` counts the messages and the tool definitions, with the details objects."""
@@ -522,7 +550,26 @@ class BadOptionTests(StubCase):
         ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "missing_required_parameter"),
         ({"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}}, "response_format.json_schema.name",
          "missing_required_parameter"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": WEATHER, "strict": True}}},
+         "response_format", "invalid_json_schema"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "strict": True,
+                                                       "parameters": {"type": "object", "properties": {}}}}]},
+         "tools[0].function.parameters", "invalid_function_parameters"),
     ]
+
+    def test_strict_schema_messages(self) -> None:
+        """Strict mode refuses, in the real API's words, an object without ``additionalProperties: false``
+        and a property left out of ``required``, naming where in the schema."""
+        nested = {"type": "object", "additionalProperties": False, "required": ["a"],
+                  "properties": {"a": {"type": "array", "items": {"type": "object", "properties": {}}}}}
+        fmt = {"type": "json_schema", "json_schema": {"name": "Nested", "schema": nested, "strict": True}}
+        _, body = self.body_of(self.post(body=dict(CHAT_BODY, response_format=fmt)))
+        self.assertEqual(body["error"]["message"],
+                         "Invalid schema for response_format 'Nested': In context=('properties', 'a', 'items'), "
+                         "'additionalProperties' is required to be supplied and to be false.")
+        fmt["json_schema"]["schema"] = dict(WEATHER)
+        _, body = self.body_of(self.post(body=dict(CHAT_BODY, response_format=fmt)))
+        self.assertIn("Missing 'days'.", body["error"]["message"])
 
     def test_bad_options(self) -> None:
         """Each bad option is a 400 ``invalid_request_error`` with its ``param`` and ``code``."""

@@ -11,6 +11,12 @@ declared ones unless more are needed), arrays (``items``, ``prefixItems``, ``min
 ``rstr``, the common ``format`` values), numbers (bounds, exclusive bounds, ``multipleOf``),
 booleans and null.  The same generator and schema give the same instance.
 
+A schema comes from a client, so a draw is bounded: at most :data:`MAX_NODES` values, arrays of
+at most :data:`MAX_ITEMS`, strings of at most :data:`MAX_LENGTH` characters, ``$ref`` chains
+of at most :data:`HARD_DEPTH`.  A schema that cannot be met within them, or that is malformed
+(a ``$ref`` to nowhere, a keyword of the wrong type, a bad ``pattern``), gets ``{}``, the
+arguments of a function without parameters: never an exception, never a stalled reactor.
+
 The libraries were judged first: ``hypothesis-jsonschema`` (0.23.1) fails on object schemas
 with the installed Hypothesis and is not meant to run outside tests; ``jsf`` draws from the
 process-wide ``random`` module and an unseeded Faker, so it cannot be seeded per request.
@@ -18,9 +24,11 @@ process-wide ``random`` module and an unseeded Faker, so it cannot be seeded per
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 import string
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import rstr
 
@@ -28,6 +36,13 @@ import rstr
 MAX_DEPTH = 4
 #: A schema that recurses without any way out gets a plain string this deep down.
 HARD_DEPTH = 32
+#: The most values, array items and string characters one draw makes.
+MAX_NODES = 5_000
+MAX_ITEMS = 100
+MAX_LENGTH = 2_000
+#: A ``pattern`` repeating anything more often than this is not drawn from.
+MAX_REPEAT = 200
+_REPEAT = re.compile(r"\{(\d+)")
 #: Words strings are made of.
 WORDS = (
     "alpha", "bravo", "mock", "value", "sample", "paris", "london", "blue", "green", "seven",
@@ -36,20 +51,31 @@ WORDS = (
 _TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 
 
+class Unmet(Exception):
+    """The schema cannot be met within the bounds of one draw."""
+
+
 def instance(schema: Any, rng: random.Random) -> Any:
-    """A value valid against ``schema`` (a JSON Schema), drawn with ``rng``."""
-    return _Draw(schema, rng).value(schema, 0)
+    """A value valid against ``schema`` (a JSON Schema), drawn with ``rng``; ``{}`` when the
+    schema is malformed or cannot be met within the bounds."""
+    try:
+        return _Draw(schema, rng, itertools.count()).value(schema, 0)
+    except (Unmet, LookupError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, re.error):
+        return {}
 
 
 class _Draw:
-    """One draw: the root document (for ``$ref``) and the generator."""
+    """One draw: the root document (for ``$ref``), the generator and the count of values made."""
 
-    def __init__(self, root: Any, rng: random.Random) -> None:
+    def __init__(self, root: Any, rng: random.Random, made: Iterator[int]) -> None:
         self.root = root
         self.rng = rng
+        self.made = made
 
     def value(self, schema: Any, depth: int) -> Any:
         """A value valid against ``schema`` at nesting ``depth``."""
+        if next(self.made) > MAX_NODES:
+            raise Unmet("too many values")
         if schema is True or not isinstance(schema, Mapping) or depth > HARD_DEPTH:
             return self.rng.choice(WORDS)
         schema = self.merged(schema)
@@ -64,8 +90,12 @@ class _Draw:
 
     def merged(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
         """``schema`` with its ``$ref`` resolved and its ``allOf`` folded in."""
-        while "$ref" in schema:
+        for _ in range(HARD_DEPTH + 1):
+            if "$ref" not in schema:
+                break
             schema = {**self.resolve(schema["$ref"]), **_without(schema, "$ref")}
+        else:
+            raise Unmet("a $ref chain without end")
         for part in schema.get("allOf", ()):
             schema = _merge(_without(schema, "allOf"), self.merged(part))
         return schema
@@ -127,11 +157,13 @@ class _Draw:
     def _array(self, schema: Mapping[str, Any], depth: int) -> list[Any]:
         prefix = list(schema.get("prefixItems", ()))
         low = max(schema.get("minItems", 0), 0)
+        if low > MAX_ITEMS:
+            raise Unmet("too many items")
         high = schema.get("maxItems", low + 3)
         count = low if depth >= MAX_DEPTH else self.rng.randint(low, max(low, min(high, low + 3)))
         items = schema.get("items", {})
         out: list[Any] = []
-        for attempt in range(count * 10 + 10):
+        for _ in range(count * 10 + 10):
             if len(out) >= count:
                 break
             item = self.value(prefix[len(out)] if len(out) < len(prefix) else items, depth + 1)
@@ -140,16 +172,21 @@ class _Draw:
         return out
 
     def _string(self, schema: Mapping[str, Any], depth: int) -> str:
-        if "pattern" in schema:
-            return rstr.Rstr(self.rng).xeger(schema["pattern"])
+        pattern = schema.get("pattern")
+        if pattern is not None:
+            if any(int(n) > MAX_REPEAT for n in _REPEAT.findall(pattern)):
+                raise Unmet("a pattern too long to draw")
+            return rstr.Rstr(self.rng).xeger(pattern)
         made = _FORMATS.get(schema.get("format", ""))
         if made is not None:
             return made(self.rng)
         low = schema.get("minLength", 0)
+        if low > MAX_LENGTH:
+            raise Unmet("too long a string")
         high = schema.get("maxLength", max(low, 40))
         text = " ".join(self.rng.choice(WORDS) for _ in range(self.rng.randint(1, 3)))
-        while len(text) < low:
-            text += self.rng.choice(string.ascii_lowercase)
+        if len(text) < low:
+            text += "".join(self.rng.choice(string.ascii_lowercase) for _ in range(low - len(text)))
         return text[:high]
 
     def _integer(self, schema: Mapping[str, Any], depth: int) -> int:

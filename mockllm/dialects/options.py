@@ -23,6 +23,8 @@ from mockllm.dialects.openai import _check_range, _wrong_type
 #: At most this many stop sequences, tools.
 MAX_STOP = 4
 MAX_TOOLS = 128
+#: How deep strict schemas are checked (keys of the path into the schema).
+MAX_CONTEXT = 100
 #: What a function's (and a ``json_schema``'s) name may be.
 NAME_PATTERN = "^[a-zA-Z0-9_-]+$"
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -170,6 +172,11 @@ def _tool(tool: object, param: str) -> Tool:
     parameters = function.get("parameters", {})
     _object(parameters, f"{param}.function.parameters")
     strict = _boolean(function, "strict", False) if function.get("strict") is not None else False
+    problem = strict_problem(parameters) if strict else None
+    if problem:
+        raise invalid_request(
+            f"Invalid schema for function '{name}': {problem}", f"{param}.function.parameters", "invalid_function_parameters"
+        )
     return Tool(name, description, parameters, strict)
 
 
@@ -226,9 +233,44 @@ def _response_format(value: object, texts: tuple[str, ...]) -> dict[str, Any]:
     name = _name(spec.get("name"), "response_format.json_schema.name")
     schema = spec.get("schema", {})
     _object(schema, "response_format.json_schema.schema")
-    if spec.get("strict") is not None:
-        _boolean(spec, "strict", False)
+    strict = spec.get("strict") is not None and _boolean(spec, "strict", False)
+    problem = strict_problem(schema) if strict else None
+    if problem:
+        raise invalid_request(f"Invalid schema for response_format '{name}': {problem}", "response_format", "invalid_json_schema")
     return {"output_format": kind, "output_schema": schema, "output_schema_name": name}
+
+
+def strict_problem(schema: object, context: tuple[str, ...] = ()) -> str | None:
+    """What strict mode refuses first in ``schema``, in the real API's words: an object schema
+    without ``additionalProperties: false``, or one whose ``required`` leaves out a property."""
+    if not isinstance(schema, dict) or len(context) > MAX_CONTEXT:
+        return None
+    properties = schema.get("properties")
+    if schema.get("type") == "object" or isinstance(properties, dict):
+        if schema.get("additionalProperties") is not False:
+            return f"In context={context!r}, 'additionalProperties' is required to be supplied and to be false."
+        required = schema.get("required") or []
+        missing = [key for key in properties or {} if key not in required]
+        if missing:
+            return (
+                f"In context={context!r}, 'required' is required to be supplied and to be an array including "
+                f"every key in properties. Missing '{missing[0]}'."
+            )
+    return next(filter(None, (strict_problem(sub, where) for where, sub in _subschemas(schema, context))), None)
+
+
+def _subschemas(schema: Mapping[str, Any], context: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    """The schemas nested in ``schema`` and where they are."""
+    found = []
+    for key in ("properties", "$defs", "definitions"):
+        if isinstance(schema.get(key), dict):
+            found += [((*context, key, name), sub) for name, sub in schema[key].items()]
+    if isinstance(schema.get("items"), dict):
+        found.append(((*context, "items"), schema["items"]))
+    for key in ("anyOf", "allOf"):
+        if isinstance(schema.get(key), list):
+            found += [((*context, key, str(i)), sub) for i, sub in enumerate(schema[key])]
+    return found
 
 
 def tool_tokens(tools: tuple[Tool, ...]) -> int:

@@ -93,8 +93,7 @@ def _calls(request: CompletionRequest, rng: random.Random, tools: tuple[Tool, ..
         arguments = json.dumps(instance(tool.parameters, rng), separators=(",", ":"), ensure_ascii=False)
         call = ToolCall(call_id(rng), tool.name, arguments)
         if budget is not None and call.tokens > budget:
-            room = max(budget - (call.tokens - len(tokenize(arguments))), 0)
-            calls.append(ToolCall(call.id, tool.name, "".join(tokenize(arguments)[:room])))
+            calls.append(ToolCall(call.id, tool.name, "".join(tokenize(arguments)[:budget])))
             return Choice(tool_calls=tuple(calls), finish_reason="length", logprobs=_none_or_empty(request))
         budget = None if budget is None else budget - call.tokens
         calls.append(call)

@@ -25,8 +25,8 @@ class ToolCall:
 
     @property
     def tokens(self) -> int:
-        """The completion tokens the call costs: its name's and its arguments'."""
-        return count_tokens(self.name) + count_tokens(self.arguments)
+        """The completion tokens the call costs: its arguments' (what a stream sends piece by piece)."""
+        return count_tokens(self.arguments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,14 @@ from twisted.trial import unittest
 from mockllm.behaviour.compose import compose, mentions
 from mockllm.behaviour.content import prompt_tokens
 from mockllm.behaviour.engine import Engine
-from mockllm.behaviour.plan import Plan
+from mockllm.behaviour.plan import Plan, resolve
 from mockllm.behaviour.reply import Choice, Reply
 from mockllm.behaviour.request import CompletionRequest, Tool
 from mockllm.behaviour.schemagen import instance
 from mockllm.dialects.chat import ChatCompletions
-from tests.support import CHAT_BODY, validate
+from tests.support import CHAT_BODY, parse_sse, validate
 from tests.test_chat import StubCase
+from tests.test_scenarios import caller, runner
 
 TEXT_URL = "http://localhost/v1/completions"
 WEATHER = {
@@ -335,6 +336,19 @@ class EngineReplyTests(unittest.TestCase):
         self.assertEqual([c.text for c in reply.choices], ["one two three"] * 2)
         self.assertEqual({c.finish_reason for c in reply.choices}, {"length"})
 
+    def test_scenario_text_leaves_tools_and_formats(self) -> None:
+        """The ``realistic`` scenario's fixed prose does not stop a required call or JSON output."""
+        run, _ = runner("realistic")
+        required = chat_request(tools=TOOLS, tool_choice="required")
+        _, part = run.plan(required, caller())
+        self.assertIsInstance(part.content, str)
+        reply = Engine.reply(resolve(part), required, random.Random(1))
+        self.assertEqual(len(reply.choices[0].tool_calls), 1)
+        fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": WEATHER}}
+        structured = chat_request(response_format=fmt)
+        reply = Engine.reply(resolve(run.plan(structured, caller())[1]), structured, random.Random(1))
+        self.assertTrue(valid(WEATHER, json.loads(reply.choices[0].text)))
+
     def test_whole_reply_as_is(self) -> None:
         """A plan's whole :class:`Reply` is not touched by the request's options."""
         whole = Reply((Choice(("a", "b", "c", "d")),))
@@ -509,6 +523,21 @@ class TextRouteTests(StubCase):
         whole = self.complete(seed=3)["choices"][0]["text"]
         cut = self.complete(seed=3, stop=[" ", "\n"])["choices"][0]
         self.assertEqual(cut["text"], whole.split(" ")[0])
+
+    def test_logprobs_streamed(self) -> None:
+        """Streamed, each legacy chunk carries the logprobs of its own text."""
+        d = self.post(TEXT_URL, {"model": "gpt-3.5-turbo", "prompt": "Say hi", "stream": True, "logprobs": 1, "n": 2})
+        self.advance(5, steps=500)
+        _, raw = self.text_of(d)
+        events = [json.loads(e) for e in parse_sse(raw)[:-1]]
+        pieces = [e["choices"][0] for e in events if e["choices"][0]["text"]]
+        self.assertEqual({p["index"] for p in pieces}, {0, 1})
+        for piece in pieces:
+            # The spec has no schema of its own for a legacy chunk: it is a text_completion whose
+            # finish_reason is null until the last one.
+            validate("CreateCompletionResponse", dict(events[0], choices=[dict(piece, finish_reason="stop")]))
+            self.assertEqual(piece["logprobs"]["tokens"], [piece["text"]])
+            self.assertEqual(len(piece["logprobs"]["top_logprobs"][0]), 1)
 
     def test_logprobs(self) -> None:
         """Integer ``logprobs``: the legacy tokens, token_logprobs, top_logprobs and text_offset."""

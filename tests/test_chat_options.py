@@ -454,16 +454,18 @@ class ChatRouteTests(StubCase):
         self.assertTrue(valid(WEATHER, json.loads(call["function"]["arguments"])))
 
     def test_tool_call_streamed(self) -> None:
-        """Streamed as the real API: an opening delta (index, id, type, name, ``arguments: ""``), then
-        argument fragments by index only, then an empty delta with the finish reason."""
+        """Streamed as the real API: the role delta (``content: null``) opening the call (index, id,
+        type, name, ``arguments: ""``), then argument fragments by index only, then an empty delta
+        with the finish reason."""
         chunks = self.stream(tools=TOOLS, tool_choice="required", messages=ASK_WEATHER)
         choices = [c["choices"][0] for c in chunks]
-        self.assertEqual(choices[0]["delta"], {"role": "assistant", "content": None, "refusal": None})
-        opening = choices[1]["delta"]["tool_calls"][0]
+        first = choices[0]["delta"]
+        (opening,) = first.pop("tool_calls")
+        self.assertEqual(first, {"role": "assistant", "content": None, "refusal": None})
         self.assertEqual(opening["function"], {"name": "get_weather", "arguments": ""})
         self.assertEqual((opening["index"], opening["type"]), (0, "function"))
         self.assertRegex(opening["id"], CALL_ID)
-        fragments = [c["delta"]["tool_calls"][0] for c in choices[2:-1]]
+        fragments = [c["delta"]["tool_calls"][0] for c in choices[1:-1]]
         self.assertGreater(len(fragments), 1)
         self.assertTrue(all(set(f) == {"index", "function"} and f["index"] == 0 for f in fragments))
         arguments = "".join(f["function"]["arguments"] for f in fragments)
@@ -476,6 +478,17 @@ class ChatRouteTests(StubCase):
         _, body = self.chat(response_format=fmt)
         validate("CreateChatCompletionResponse", body)
         self.assertTrue(valid(WEATHER, json.loads(body["choices"][0]["message"]["content"])))
+
+    def test_parallel_calls_streamed(self) -> None:
+        """The second of two parallel calls opens with its own delta at index 1, then its fragments."""
+        messages = [{"role": "user", "content": "Weather in Paris, and lookup my order please"}]
+        chunks = self.stream(tools=TOOLS, messages=messages)
+        calls = [call for c in chunks for call in c["choices"][0]["delta"].get("tool_calls", [])]
+        openings = [call for call in calls if "id" in call]
+        self.assertEqual([(o["index"], o["function"]["name"]) for o in openings], [(0, "get_weather"), (1, "lookup_order")])
+        for index in (0, 1):
+            arguments = "".join(c["function"]["arguments"] for c in calls if c["index"] == index)
+            json.loads(arguments)
 
     def test_hostile_parameters_still_answered(self) -> None:
         """A tool whose parameters cannot be met cheaply is still answered at once: arguments ``{}``."""

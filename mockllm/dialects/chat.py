@@ -4,10 +4,10 @@ The chat completions dialect: ``POST /v1/chat/completions``, whole or streamed.
 Parses ``messages`` (roles, text or content parts) and the generation options
 (:mod:`.options`) into the request model and renders a :class:`~mockllm.behaviour.reply.Reply`
 as a ``chat.completion`` (every choice indexed, with its ``logprobs``) or as
-``chat.completion.chunk`` events: a role event per choice (a lead frame), then choice after
-choice its content pieces (each with its log probabilities) or its tool calls (an opening delta
-with ``index``, ``id``, ``type``, ``name`` and ``arguments: ""``, then argument fragments by
-``index``) and its finish event, the usage event when ``stream_options.include_usage`` asks for
+``chat.completion.chunk`` events: a role event per choice (a lead frame; for a choice of tool
+calls it also opens the first call), then choice after choice its content pieces (each with its
+log probabilities) or its tool calls (an opening delta with ``index``, ``id``, ``type``, ``name``
+and ``arguments: ""``, then argument fragments by ``index``) and its finish event, the usage event when ``stream_options.include_usage`` asks for
 it, then ``data: [DONE]``.
 """
 
@@ -113,12 +113,29 @@ def fragments(arguments: str) -> list[str]:
     return ["".join(pieces[at : at + FRAGMENT_TOKENS]) for at in range(0, len(pieces), FRAGMENT_TOKENS)]
 
 
-def _call_deltas(number: int, call: ToolCall) -> Iterator[dict[str, Any]]:
-    """The deltas of one streamed call: its opening (``arguments: ""``), then its fragments."""
-    opening = {"index": number, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
-    yield {"tool_calls": [opening]}
-    for fragment in fragments(call.arguments):
-        yield {"tool_calls": [{"index": number, "function": {"arguments": fragment}}]}
+def _opening(number: int, call: ToolCall) -> dict[str, Any]:
+    """The first delta of a streamed call: ``index``, ``id``, ``type``, ``name`` and ``arguments: ""``."""
+    return {"index": number, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+
+
+def _role_delta(choice: Choice) -> dict[str, Any]:
+    """A choice's first delta: the role, and for a choice of calls alone ``content: null`` and the
+    first call's opening, as the real API sends them together."""
+    delta: dict[str, Any] = {"role": "assistant", "content": "" if choice.pieces or not choice.tool_calls else None}
+    if choice.tool_calls and not choice.pieces:
+        delta["tool_calls"] = [_opening(0, choice.tool_calls[0])]
+    delta["refusal"] = None
+    return delta
+
+
+def _call_deltas(choice: Choice) -> Iterator[dict[str, Any]]:
+    """The deltas of a choice's calls after its role delta: each call's opening (unless the role
+    delta carried it), then its argument fragments by ``index``."""
+    for number, call in enumerate(choice.tool_calls):
+        if number or choice.pieces:
+            yield {"tool_calls": [_opening(number, call)]}
+        for fragment in fragments(call.arguments):
+            yield {"tool_calls": [{"index": number, "function": {"arguments": fragment}}]}
 
 
 def _tool_calls(choice: Choice) -> list[dict[str, Any]]:
@@ -174,16 +191,14 @@ class ChatCompletions(OpenAIDialect):
             return self.chunk(request, head, [choice])
 
         for index, choice in enumerate(reply.choices):
-            role = {"role": "assistant", "content": "" if choice.pieces or not choice.tool_calls else None, "refusal": None}
-            yield Frame(event(index, role), lead=True)
+            yield Frame(event(index, _role_delta(choice)), lead=True)
         for index, choice in enumerate(reply.choices):
             entries = choice.logprobs
             for at, piece in enumerate(choice.pieces):
                 logprobs = None if entries is None else _logprobs(entries[at : at + 1])
                 yield Frame(event(index, {"content": piece}, logprobs=logprobs))
-            for number, call in enumerate(choice.tool_calls):
-                for delta in _call_deltas(number, call):
-                    yield Frame(event(index, delta))
+            for delta in _call_deltas(choice):
+                yield Frame(event(index, delta))
             yield Frame(event(index, {}, choice.finish_reason))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:

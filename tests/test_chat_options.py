@@ -499,12 +499,16 @@ class ChatRouteTests(StubCase):
         self.assertEqual(body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{}")
 
     def test_prompt_tokens_count_tools(self) -> None:
-        """``usage.prompt_tokens`` counts the messages and the tool definitions, with the details objects."""
+        """``usage.prompt_tokens`` counts the messages, the tool definitions and an output schema, with
+        the details objects."""
         _, plain = self.chat(messages=ASK_WEATHER)
         _, tooled = self.chat(messages=ASK_WEATHER, tools=TOOLS, tool_choice="none")
         usage = validate("CompletionUsage", plain["usage"])
         self.assertEqual(usage["prompt_tokens"], prompt_tokens(["What is the weather in Paris?"]))
         self.assertGreater(tooled["usage"]["prompt_tokens"], usage["prompt_tokens"] + 20)
+        fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": WEATHER}}
+        _, structured = self.chat(messages=ASK_WEATHER, response_format=fmt)
+        self.assertGreater(structured["usage"]["prompt_tokens"], usage["prompt_tokens"] + 20)
         self.assertEqual(usage["prompt_tokens_details"], {"cached_tokens": 0, "audio_tokens": 0})
         self.assertEqual(usage["completion_tokens_details"]["reasoning_tokens"], 0)
 

@@ -28,7 +28,7 @@ from mockllm.dialects.openai import (
     _check_model,
     _wrong_type,
 )
-from mockllm.dialects.options import chat_options, common_options, tool_tokens
+from mockllm.dialects.options import chat_options, common_options, option_tokens
 
 #: How many argument tokens each streamed tool-call fragment carries.
 FRAGMENT_TOKENS = 3
@@ -172,7 +172,7 @@ class ChatCompletions(OpenAIDialect):
         texts = _message_texts(body.get("messages"))
         stream, include_usage = _check_common(body, stream_override)
         options = {**common_options(body), **chat_options(body, _roles(body["messages"]), texts)}
-        prompt = prompt_tokens(list(texts)) + tool_tokens(options["tools"])
+        prompt = prompt_tokens(list(texts)) + option_tokens(options)
         return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt, **options)
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:

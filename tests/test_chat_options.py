@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from typing import Optional
 
 from hypothesis import given, settings
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 from twisted.trial import unittest
 
 from mockllm.behaviour.compose import compose, mentions
-from mockllm.behaviour.content import prompt_tokens
+from mockllm.behaviour.content import prompt_tokens, tokenize
 from mockllm.behaviour.engine import Engine
 from mockllm.behaviour.plan import Plan, resolve
 from mockllm.behaviour.reply import Choice, Reply
@@ -306,7 +307,7 @@ class ComposeTests(unittest.TestCase):
     def test_json_object(self) -> None:
         """``json_object``: the text is a JSON object."""
         request = chat_request(response_format={"type": "json_object"}, messages=[{"role": "user", "content": "Answer in JSON"}])
-        for choice in compose(dict_n(request, 3), random.Random(1)).choices:
+        for choice in compose(with_n(request, 3), random.Random(1)).choices:
             self.assertIsInstance(json.loads(choice.text), dict)
 
     def test_json_schema(self) -> None:
@@ -319,10 +320,8 @@ class ComposeTests(unittest.TestCase):
             self.assertTrue(valid(schema, json.loads(choice.text)))
 
 
-def dict_n(request: CompletionRequest, n: int) -> CompletionRequest:
+def with_n(request: CompletionRequest, n: int) -> CompletionRequest:
     """``request`` asking for ``n`` choices."""
-    from dataclasses import replace
-
     return replace(request, n=n)
 
 
@@ -515,8 +514,6 @@ class ChatRouteTests(StubCase):
 
 def content_pieces(text: str) -> list[str]:
     """The token-sized pieces of ``text``."""
-    from mockllm.behaviour.content import tokenize
-
     return tokenize(text)
 
 

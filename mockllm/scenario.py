@@ -19,6 +19,7 @@ from mockllm.behaviour.plan import (
     StreamTiming,
     TimeoutFault,
 )
+from mockllm.behaviour.ratelimit import Meter, RateLimiter, Standing, request_tokens
 from mockllm.behaviour.reply import Choice, Reply, ToolCall
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.scenarios import (
@@ -38,6 +39,7 @@ from mockllm.behaviour.scenarios import (
     listing,
 )
 from mockllm.config.checks import boolean, decimal, milliseconds, optional, statuses, text, texts, whole
+from mockllm.config.model import ModelLimits
 from mockllm.dialects.openai import rate_limit_headers
 
 __all__ = [
@@ -54,13 +56,17 @@ __all__ = [
     "Fault",
     "IScenario",
     "IScenarioControl",
+    "Meter",
+    "ModelLimits",
     "NoFault",
     "Parameter",
     "Plan",
     "PlanPart",
+    "RateLimiter",
     "Reply",
     "ScenarioRunner",
     "ScenarioState",
+    "Standing",
     "StatusFault",
     "StreamTiming",
     "TimeoutFault",
@@ -76,6 +82,7 @@ __all__ = [
     "milliseconds",
     "optional",
     "rate_limit_headers",
+    "request_tokens",
     "statuses",
     "text",
     "texts",

@@ -22,6 +22,7 @@ from twisted.python import usage
 
 import mockllm
 from mockllm.admin.access import AdminAccess, Network, parse_networks
+from mockllm.behaviour.rules import RuleError, parse_rules
 from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
 from mockllm.config import DEFAULT_MODELS, TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ResponsesConfig, ServerConfig, TLSConfig
 from mockllm.config import describe
@@ -153,6 +154,12 @@ class Options(usage.Options):
             raise usage.UsageError("--listen needs an endpoint description such as tcp:8001 or mtls:8443")
         self.setdefault("listen", []).append(description)
 
+    def opt_api_key(self, key: str) -> None:
+        """An API key the /v1/ routes accept in Authorization: Bearer (repeatable; none given: no check)."""
+        if not key.strip():
+            raise usage.UsageError("--api-key needs a key, such as --api-key sk-test")
+        self["api-key"] = (*(self.get("api-key") or ()), key.strip())
+
     def opt_tls_ca(self, path: str) -> None:
         """A PEM bundle of CAs trusted for client certificates (repeatable: all are trusted; default: ca.pem in --certs-dir)."""
         self["tls-ca"] = (*(self.get("tls-ca") or ()), path)
@@ -227,6 +234,12 @@ class Options(usage.Options):
                 self.file_config = load_config(self["config"])
             except ConfigError as e:
                 raise usage.UsageError(str(e)) from None
+        if self.file_config is not None:
+            responses = self.file_config.responses
+            try:
+                parse_rules(self.file_config.rules, responses.max_delay_ms, responses.timeout_ms / 1000)
+            except RuleError as e:
+                raise usage.UsageError(f"{self['config']}: {e}") from None
         found = discover(self._scenario_paths())
         self.scenario_problems = tuple(found.report())
         try:
@@ -288,6 +301,8 @@ def config_from_options(options: Options) -> Config:
     """
     config = options.file_config or Config()
     server = replace(config.server, **options.given_fields(SERVER_OPTIONS))
+    if options.get("api-key"):
+        server = replace(server, api_keys=tuple(dict.fromkeys((*server.api_keys, *options["api-key"]))))
     if options["no-http"]:
         server = replace(server, http_port=None)
     if options["no-https"]:

@@ -39,8 +39,9 @@ from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.model import ModelLimits
 from mockllm.dialects.openai import rate_limit_headers
 
-#: Refill arithmetic is in floats; a bucket this close to enough is enough.
-EPSILON = 1e-6
+#: Refill arithmetic is in floats on epoch times (about 1e-7 s apart at best); a bucket this
+#: close to enough is enough.
+EPSILON = 1e-3
 #: How many buckets :class:`MemoryBuckets` keeps (two per key and model).
 DEFAULT_MAX_BUCKETS = 20_000
 #: Headers of the standing that every answer carries (``retry-after`` only goes with a 429).

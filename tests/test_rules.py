@@ -218,6 +218,18 @@ class ValidationTests(unittest.TestCase):
             tap.Options().parseOptions(["--config", bad])
         self.assertTrue(str(caught.exception).startswith(f"{bad}: rules[0].message: expected a valid regular expression"))
 
+    def test_example_file(self) -> None:
+        """The shipped example loads, and its rules and limits are what it says."""
+        from pathlib import Path
+
+        import mockllm
+
+        config = load_config(str(Path(mockllm.__file__).parent / "examples" / "limits_and_rules.toml"))
+        self.assertEqual(len(parse_rules(config.rules, 600_000, 30.0)), 3)
+        self.assertEqual(config.server.api_keys, ("sk-test-alice", "sk-test-bob"))
+        self.assertEqual(config.models.limits_of("gpt-4o-mini").requests_per_minute, 10)
+        self.assertEqual(config.models.limits_of("gpt-4o").context_window, 8192)
+
     def test_print_config_round_trip(self) -> None:
         """``--print-config`` writes the file's rules as ``[[rules]]`` tables that load back the same."""
         rules = ({"message": "(?i)weather", "tools": True, "tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}},

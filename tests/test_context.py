@@ -84,6 +84,17 @@ class ContextTests(unittest.TestCase):
         self.assertTrue(error["message"].startswith("This model's maximum context length is 50 tokens, however you requested"))
         self.assertIn("16 for the completion). Please reduce your prompt; or completion length.", error["message"])
 
+    def test_wording_per_api(self) -> None:
+        """Embeddings use the legacy wording naming ``input``; the Responses API its own message."""
+        from mockllm.dialects.openai import context_length_exceeded
+
+        embeddings = context_length_exceeded(8192, 9000, 0, "embeddings")
+        self.assertEqual((embeddings.param, embeddings.code), ("input", "context_length_exceeded"))
+        self.assertIn("however you requested 9000 tokens (9000 in your prompt; 0 for the completion)", embeddings.message)
+        responses = context_length_exceeded(128000, 200000, 0, "responses")
+        self.assertEqual(responses.param, "input")
+        self.assertEqual(responses.message, "Your input exceeds the context window of this model. Please adjust your input and try again.")
+
     def test_default_windows(self) -> None:
         """The defaults are the real models' windows."""
         limits = ModelsConfig().limits_of

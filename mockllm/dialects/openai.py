@@ -144,27 +144,32 @@ def body_too_large(limit: int) -> APIError:
     )
 
 
-def context_length_exceeded(window: int, prompt: int, completion: int, param: str = "messages") -> APIError:
-    """The real API's 400 for a prompt (and ``completion`` tokens asked for) over the model's context
-    window; ``param`` is ``messages`` (chat) or ``prompt`` (the legacy completions' wording)."""
-    if param == "prompt":
+def context_length_exceeded(window: int, prompt: int, completion: int, kind: str = "chat") -> APIError:
+    """The real API's 400 for a prompt (and the ``completion`` tokens asked for) over the model's
+    context window, in the wording of the request's API ``kind`` (``chat``, ``text``,
+    ``embeddings``, ``responses``)."""
+    if kind in ("text", "embeddings"):
         message = (
             f"This model's maximum context length is {window} tokens, however you requested "
             f"{prompt + completion} tokens ({prompt} in your prompt; {completion} for the completion). "
             "Please reduce your prompt; or completion length."
         )
-    elif completion:
+        return APIError(400, message, "invalid_request_error", "prompt" if kind == "text" else "input", "context_length_exceeded")
+    if kind == "responses":
+        message = "Your input exceeds the context window of this model. Please adjust your input and try again."
+        return APIError(400, message, "invalid_request_error", "input", "context_length_exceeded")
+    if completion and prompt <= window:
         message = (
             f"This model's maximum context length is {window} tokens. However, you requested "
             f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
             "Please reduce the length of the messages or completion."
         )
-    else:
+    else:  # a prompt over the window on its own is told without the completion
         message = (
             f"This model's maximum context length is {window} tokens. However, your messages resulted in "
             f"{prompt} tokens. Please reduce the length of the messages."
         )
-    return APIError(400, message, "invalid_request_error", param, "context_length_exceeded")
+    return APIError(400, message, "invalid_request_error", "messages", "context_length_exceeded")
 
 
 _KEY_PAGE = "https://platform.openai.com/account/api-keys"

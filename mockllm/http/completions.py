@@ -83,12 +83,8 @@ def with_headers(steps: Iterable[Step], extra: HeaderPairs) -> Iterator[Step]:
 def check_context(request: CompletionRequest, window: int) -> None:
     """A 400 ``context_length_exceeded`` if the prompt, with the completion asked for, does not fit ``window``."""
     prompt, completion = request.prompt_tokens, completion_budget(request)
-    if prompt + completion <= window:
-        return
-    if request.kind == "text":
-        raise context_length_exceeded(window, prompt, completion, "prompt")
-    # a prompt over the window on its own is told without the completion, as the real API does
-    raise context_length_exceeded(window, prompt, completion if prompt <= window else 0)
+    if prompt + completion > window:
+        raise context_length_exceeded(window, prompt, completion, request.kind)
 
 
 class Completions:

@@ -233,7 +233,8 @@ class ValidationTests(unittest.TestCase):
     def test_print_config_round_trip(self) -> None:
         """``--print-config`` writes the file's rules as ``[[rules]]`` tables that load back the same."""
         rules = ({"message": "(?i)weather", "tools": True, "tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
-                 {"header": {"name": "X-Tenant", "value": "^acme"}, "fail": 503, "delay": 10})
+                 {"header": {"name": "X-Tenant", "value": "^acme"}, "fail": 503, "delay": 10},
+                 {"message": "\\d+ \"quoted\"", "content": "two\nlines\ttab \u00e9 \x07 \x7f"})
         text = render(Config(rules=rules))
         self.assertIn('[[rules]]\nmessage = "(?i)weather"\ntools = true\n'
                       'tool_call = {name = "get_weather", arguments = {city = "Paris"}}', text)

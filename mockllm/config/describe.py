@@ -8,6 +8,7 @@ its source when asked, so every default and its description stay written once.
 from __future__ import annotations
 
 import ast
+import json
 import inspect
 import re
 from dataclasses import asdict, fields, is_dataclass
@@ -49,7 +50,8 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # JSON's string escapes are TOML's basic-string escapes; TOML also refuses a raw DEL
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     return "[" + ", ".join(toml_value(item) for item in value) + "]"
 
 

@@ -392,7 +392,7 @@ def makeService(options: Options) -> IService:
 
 
 def banner(options: Options, config: Config, scenarios: ScenarioRunner, observe: ObserveConfig) -> list[str]:
-    """The start-up lines: version, configuration file, scenario, seed, models, request log."""
+    """The start-up lines: version, configuration file, scenario, seed, models, request log, API keys and rules."""
     seed = str(options["seed"]) if options["seed"] is not None else f"{scenarios.seed} (random; --seed {scenarios.seed} repeats this run)"
     return [
         f"mockllm {mockllm.__version__}: configuration {options['config'] or 'embedded defaults (--print-config shows them)'}",
@@ -400,6 +400,7 @@ def banner(options: Options, config: Config, scenarios: ScenarioRunner, observe:
         f"mockllm: seed {seed}",
         f"mockllm: models {', '.join(config.models.available)}",
         f"mockllm: request log {observe.request_log or 'off (--request-log FILE)'}",
+        f"mockllm: API keys {len(config.server.api_keys) or 'off (--api-key KEY)'}, response rules {len(config.rules)}",
     ]
 
 

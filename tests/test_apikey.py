@@ -146,6 +146,20 @@ class ConfigTests(unittest.TestCase):
             tap.Options().parseOptions(["--api-key", " "])
 
 
+class BannerTests(unittest.TestCase):
+    """Start-up tells whether keys are checked."""
+
+    def test_banner_line(self) -> None:
+        """The banner counts the keys (or says the check is off) and the response rules."""
+        options = tap.Options()
+        options.parseOptions(["--api-key", "sk-a", "--api-key", "sk-b"])
+        config = tap.config_from_options(options)
+        lines = tap.banner(options, config, tap.scenario_runner(options, config, reactor), tap.observe_config(options))
+        self.assertIn("mockllm: API keys 2, response rules 0", lines)
+        off = tap.banner(options, Config(), tap.scenario_runner(options, config, reactor), tap.observe_config(options))
+        self.assertIn("mockllm: API keys off (--api-key KEY), response rules 0", off)
+
+
 class SDKTests(unittest.TestCase):
     """The official SDK over a real socket."""
 

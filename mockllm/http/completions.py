@@ -127,11 +127,6 @@ class Completions:
         raw = request.content.read(limit + 1)
         ex.body = raw
         try:
-            refusal = self.refusal(request)
-            if refusal is not None:
-                raise refusal
-            if len(raw) > limit:
-                raise body_too_large(limit)
             creq, caller, controls = self._validate(request, raw, dialect, ex)
             ex.key = caller.key
             ex.stream = creq.stream
@@ -159,7 +154,13 @@ class Completions:
     def _validate(
         self, request: IRequest, raw: bytes, dialect: IDialect, ex: Exchange
     ) -> tuple[CompletionRequest, Caller, PlanPart]:
-        """Check the body and the controls; raise :class:`APIError` for the first problem."""
+        """Check the API key, the body and the controls; raise :class:`APIError` for the first problem."""
+        refusal = self.refusal(request)
+        if refusal is not None:
+            raise refusal
+        limit = self._config.server.max_body_bytes
+        if len(raw) > limit:
+            raise body_too_large(limit)
         responses = self._config.responses
         lookup = ControlLookup(query_args(request.uri), request.requestHeaders)
         controls = parse_controls(lookup, responses.max_delay_ms, responses.timeout_ms / 1000)

@@ -24,6 +24,7 @@ from mockllm.behaviour.plan import (
     StreamTiming,
     TimeoutFault,
 )
+from mockllm.behaviour.ratelimit import Meter, RateLimiter, Standing, request_tokens
 from mockllm.behaviour.reply import Choice, Reply, ToolCall
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.scenarios import (
@@ -43,6 +44,7 @@ from mockllm.behaviour.scenarios import (
     listing,
 )
 from mockllm.config.checks import boolean, decimal, milliseconds, optional, statuses, text, texts, whole
+from mockllm.config.model import ModelLimits
 from mockllm.dialects.openai import rate_limit_headers
 
 __all__ = [
@@ -62,15 +64,19 @@ __all__ = [
     "IScenario",
     "IScenarioControl",
     "MalformedFault",
+    "Meter",
+    "ModelLimits",
     "NoFault",
     "Parameter",
     "Plan",
     "PlanPart",
+    "RateLimiter",
     "Reply",
     "ResetFault",
     "ScenarioRunner",
     "ScenarioState",
     "StallFault",
+    "Standing",
     "StatusFault",
     "StreamTiming",
     "TimeoutFault",
@@ -86,6 +92,7 @@ __all__ = [
     "milliseconds",
     "optional",
     "rate_limit_headers",
+    "request_tokens",
     "statuses",
     "text",
     "texts",

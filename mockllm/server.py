@@ -18,6 +18,8 @@ from twisted.internet.endpoints import quoteStringArgument, serverFromString
 
 from mockllm.admin.access import AdminAccess
 from mockllm.admin.api import Admin
+from mockllm.behaviour.ratelimit import RateLimiter
+from mockllm.behaviour.rules import RuleBook, RuleError
 from mockllm.behaviour.scenarios import ScenarioRunner, define, discover
 from mockllm.config import Config, ObserveConfig
 from mockllm.http.connlimit import ConnectionLimit
@@ -126,12 +128,18 @@ def build(
     secured = [endpoint.tls for endpoint, _ in endpoints if IMTLSEndpoint.providedBy(endpoint)]
     server_tls = ReloadGroup(secured) if secured else None
     peers = PeerIdentities()
+    rate_limits = RateLimiter(config.models.limits_of)
+    try:
+        rules = RuleBook.of(config.rules, config.responses, random.Random())
+    except RuleError as error:
+        raise StartFailed(f"mockllm: {error}") from None
     admin = None
     if access is not None:
-        admin = Admin(observers.journal, scenarios, access, server_tls, peers).resource()
+        admin = Admin(observers.journal, scenarios, access, server_tls, peers, rate_limits=rate_limits, rules=rules).resource()
     app = MockLLM(
         config, reactor, rng=random.Random(seed), scenarios=scenarios, peers=peers,
         observers=observers.observers(), admin=admin, metrics=observers.metrics, lifecycle=lifecycle,
+        rate_limits=rate_limits, rules=rules,
     )
     site = MockSite(app.resource(), config.server.max_body_bytes, app.record, reactor)
     factory = ConnectionLimit(site, config.server.max_connections, reactor, app.record, observers.metrics.handshake)

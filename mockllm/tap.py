@@ -22,6 +22,7 @@ from twisted.python import usage
 
 import mockllm
 from mockllm.admin.access import AdminAccess, Network, parse_networks
+from mockllm.behaviour.rules import RuleError, parse_rules
 from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
 from mockllm.config import DEFAULT_MODELS, TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ResponsesConfig, ServerConfig, TLSConfig
 from mockllm.config import describe
@@ -153,6 +154,12 @@ class Options(usage.Options):
             raise usage.UsageError("--listen needs an endpoint description such as tcp:8001 or mtls:8443")
         self.setdefault("listen", []).append(description)
 
+    def opt_api_key(self, key: str) -> None:
+        """An API key the /v1/ routes accept in Authorization: Bearer (repeatable; none given: no check)."""
+        if not key.strip():
+            raise usage.UsageError("--api-key needs a key, such as --api-key sk-test")
+        self["api-key"] = (*(self.get("api-key") or ()), key.strip())
+
     def opt_tls_ca(self, path: str) -> None:
         """A PEM bundle of CAs trusted for client certificates (repeatable: all are trusted; default: ca.pem in --certs-dir)."""
         self["tls-ca"] = (*(self.get("tls-ca") or ()), path)
@@ -227,6 +234,12 @@ class Options(usage.Options):
                 self.file_config = load_config(self["config"])
             except ConfigError as e:
                 raise usage.UsageError(str(e)) from None
+        if self.file_config is not None:
+            responses = self.file_config.responses
+            try:
+                parse_rules(self.file_config.rules, responses.max_delay_ms, responses.timeout_ms / 1000)
+            except RuleError as e:
+                raise usage.UsageError(f"{self['config']}: {e}") from None
         found = discover(self._scenario_paths())
         self.scenario_problems = tuple(found.report())
         try:
@@ -288,6 +301,8 @@ def config_from_options(options: Options) -> Config:
     """
     config = options.file_config or Config()
     server = replace(config.server, **options.given_fields(SERVER_OPTIONS))
+    if options.get("api-key"):
+        server = replace(server, api_keys=tuple(dict.fromkeys((*server.api_keys, *options["api-key"]))))
     if options["no-http"]:
         server = replace(server, http_port=None)
     if options["no-https"]:
@@ -377,7 +392,7 @@ def makeService(options: Options) -> IService:
 
 
 def banner(options: Options, config: Config, scenarios: ScenarioRunner, observe: ObserveConfig) -> list[str]:
-    """The start-up lines: version, configuration file, scenario, seed, models, request log."""
+    """The start-up lines: version, configuration file, scenario, seed, models, request log, API keys and rules."""
     seed = str(options["seed"]) if options["seed"] is not None else f"{scenarios.seed} (random; --seed {scenarios.seed} repeats this run)"
     return [
         f"mockllm {mockllm.__version__}: configuration {options['config'] or 'embedded defaults (--print-config shows them)'}",
@@ -385,6 +400,7 @@ def banner(options: Options, config: Config, scenarios: ScenarioRunner, observe:
         f"mockllm: seed {seed}",
         f"mockllm: models {', '.join(config.models.available)}",
         f"mockllm: request log {observe.request_log or 'off (--request-log FILE)'}",
+        f"mockllm: API keys {len(config.server.api_keys) or 'off (--api-key KEY)'}, response rules {len(config.rules)}",
     ]
 
 

@@ -239,7 +239,7 @@ class OptionTests(unittest.TestCase):
         for name in BUILTINS:
             self.assertIn(f"\n{name}: ", text)
         self.assertIn("fail_first = 3", text)
-        self.assertIn("requests_per_minute = 60", text)
+        self.assertIn("requests_per_minute = null", text)
 
     def _capture_stdout(self):
         from io import StringIO
@@ -477,7 +477,7 @@ class BuiltinTests(unittest.TestCase):
     def test_ratelimited_too_large(self) -> None:
         """A request larger than a minute's tokens gets a 429 saying it is too large."""
         run, _ = runner("ratelimited")
-        run.switch("ratelimited", {"tokens_per_minute": 100})
+        run.switch("ratelimited", {"requests_per_minute": 60, "tokens_per_minute": 100})
         fault = run.plan(chat(max_tokens=500), caller())[1].fault
         self.assertEqual(fault.status, 429)
         self.assertIn("Request too large", fault.message)

@@ -7,7 +7,8 @@ here are written relative to it and admin requests never reach the journal,
 the request log or the metrics.
 
 Routes: ``GET``/``PUT /scenario``, ``POST /reset``, ``GET``/``DELETE
-/requests`` (see ``docs/api.md``, "Admin API and metrics"), and for mTLS
+/requests``, ``GET``/``PUT``/``DELETE /rules`` (see ``docs/api.md``, "Admin API and
+metrics" and "Response rules"), and for mTLS
 ``GET /whoami`` and ``POST /reload-tls`` (see ``docs/mtls.md``).
 
 Who may call them (:class:`AdminAccess`): anyone whose client certificate the
@@ -42,6 +43,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from mockllm.admin.access import AdminAccess
 from mockllm.behaviour.errors import APIError, invalid_request
+from mockllm.behaviour.ratelimit import RateLimiter
+from mockllm.behaviour.rules import RuleBook, RuleError
 from mockllm.behaviour.scenarios import IScenarioControl
 from mockllm.dialects.openai import dumps, invalid_url, method_not_allowed, parse_json_object
 from mockllm.observe.journal import Journal, JournalQuery
@@ -109,12 +112,17 @@ class Admin:
         server_tls: Reloadable | None = None,
         peers: PeerIdentities | None = None,
         identify: Callable[[IRequest], dict | None] | None = None,
+        rate_limits: RateLimiter | None = None,
+        rules: RuleBook | None = None,
     ) -> None:
         """``scenarios``: the scenario layer, switchable here if it provides ``IScenarioControl``;
         ``server_tls``: the mTLS listeners' TLS, for ``/reload-tls``; ``peers``: describes each
         caller's TLS connection (the app's own, so both see the same); ``identify``: the
-        caller's verified certificate (default: ``peers.identify``)."""
+        caller's verified certificate (default: ``peers.identify``); ``rate_limits``: the app's
+        buckets, refilled by ``/reset``; ``rules``: the app's response rules, for ``/rules``."""
         self.journal = journal
+        self.rate_limits = rate_limits
+        self.rules = rules
         self.scenarios = scenarios if IScenarioControl.providedBy(scenarios) else None
         self.access = access if access is not None else AdminAccess()
         self.server_tls = server_tls
@@ -161,6 +169,8 @@ class Admin:
         """Forget scenario state (counters, "first N fail") and empty the journal."""
         if self.scenarios is not None:
             self.scenarios.reset()
+        if self.rate_limits is not None:
+            self.rate_limits.reset()
         cleared = self.journal.clear()
         self.log.info("admin: reset (scenario state, {cleared} journal entries)", cleared=cleared)
         scenario = self.scenarios.describe() if self.scenarios is not None else None
@@ -177,6 +187,45 @@ class Admin:
     def delete_requests(self, request: IRequest) -> bytes:
         """Empty the journal."""
         return send_json(request, 200, {"deleted": self.journal.clear()})
+
+    # --- response rules ----------------------------------------------------------------------
+
+    def _rule_book(self) -> RuleBook:
+        if self.rules is None:
+            raise APIError(404, "This server has no response rules.", "invalid_request_error", None, "no_rules")
+        return self.rules
+
+    def _rule_list(self, request: IRequest) -> bytes:
+        rules = self._rule_book().describe()
+        return send_json(request, 200, {"object": "list", "data": rules, "count": len(rules)})
+
+    @app.route("/rules", methods=["GET"])
+    def get_rules(self, request: IRequest) -> bytes:
+        """The response rules in effect, in order."""
+        return self._rule_list(request)
+
+    @app.route("/rules", methods=["PUT"])
+    def put_rules(self, request: IRequest) -> bytes:
+        """Replace the rules with ``{"rules": [...]}``; a bad rule is a 400 naming it, and nothing changes."""
+        book = self._rule_book()
+        body = parse_json_object(request.content.read())
+        unknown = sorted(set(body) - {"rules"})
+        if unknown:
+            raise invalid_request(f"Unrecognized request argument supplied: {', '.join(unknown)}", unknown[0])
+        rules = body.get("rules")
+        if not isinstance(rules, list):
+            raise invalid_request("Invalid 'rules': expected an array of rule objects.", "rules", "invalid_type")
+        try:
+            book.replace(rules)
+        except RuleError as error:
+            raise invalid_request(str(error), error.param, "invalid_rule") from None
+        self.log.info("admin: {count} response rules", count=len(rules))
+        return self._rule_list(request)
+
+    @app.route("/rules", methods=["DELETE"])
+    def delete_rules(self, request: IRequest) -> bytes:
+        """Drop every rule: ``{"deleted": n}``."""
+        return send_json(request, 200, {"deleted": self._rule_book().clear()})
 
     # --- mTLS ------------------------------------------------------------------------------
 

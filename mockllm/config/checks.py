@@ -11,6 +11,7 @@ headers, journal filters, options).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable
 
 #: A value check: returns the (possibly normalised) value or raises ``ValueError(expected)``.
@@ -103,13 +104,28 @@ def text() -> Check:
     return check
 
 
-def texts() -> Check:
-    """A non-empty array of non-empty strings, returned as a tuple."""
+def texts(allow_empty: bool = False) -> Check:
+    """A non-empty array of non-empty strings (an empty one too if ``allow_empty``), returned as a tuple."""
+    expected = "an array of non-empty strings" if allow_empty else "a non-empty array of non-empty strings"
 
     def check(value: Any) -> tuple[str, ...]:
-        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
-            raise ValueError("a non-empty array of non-empty strings")
+        if not isinstance(value, (list, tuple)) or not (value or allow_empty) or not all(isinstance(v, str) and v for v in value):
+            raise ValueError(expected)
         return tuple(value)
+
+    return check
+
+
+def pattern() -> Check:
+    """A regular expression (Python's ``re`` syntax), returned compiled."""
+
+    def check(value: Any) -> re.Pattern[str]:
+        if not isinstance(value, str):
+            raise ValueError("a regular expression (a string)")
+        try:
+            return re.compile(value)
+        except re.error as error:
+            raise ValueError(f"a valid regular expression ({error})") from None
 
     return check
 

@@ -8,9 +8,11 @@ its source when asked, so every default and its description stay written once.
 from __future__ import annotations
 
 import ast
+import json
 import inspect
-from dataclasses import fields
-from typing import Any
+import re
+from dataclasses import asdict, fields, is_dataclass
+from typing import Any, Mapping
 
 from mockllm.config import model
 from mockllm.config.toml import SECTIONS
@@ -31,14 +33,25 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_key(key: str) -> str:
+    """``key`` as TOML writes it: bare if it can be, else quoted."""
+    return key if _BARE_KEY.match(key) else toml_value(key)
+
+
 def toml_value(value: Any) -> str:
-    """``value`` (a string, number, boolean or sequence of them) written as TOML."""
+    """``value`` (a string, number, boolean, table or sequence of them) written as TOML."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # JSON's string escapes are TOML's basic-string escapes; TOML also refuses a raw DEL
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     return "[" + ", ".join(toml_value(item) for item in value) + "]"
 
 
@@ -53,10 +66,28 @@ def render(config: model.Config | None = None) -> str:
         values = getattr(config, section)
         docs = field_docs(type(values))
         out += ["", f"[{section}]"]
+        tables = []
         for f in fields(values):
             if docs.get(f.name):
                 out.append("# " + docs[f.name].replace("``", ""))
             value = getattr(values, f.name)
-            out.append(f"# {f.name} =  (unset)" if value is None else f"{f.name} = {toml_value(value)}")
+            if isinstance(value, Mapping):
+                tables.append((f"{section}.{f.name}", value))
+            else:
+                out.append(f"# {f.name} =  (unset)" if value is None else f"{f.name} = {toml_value(value)}")
+        for prefix, value in tables:
+            out += _subtables(prefix, value)
     out += ["", "# [scenarios.NAME] tables re-parameterise or define scenarios: twist mockllm --list-scenarios"]
+    out += ["# [[rules]] tables answer matching requests in a fixed way: see docs/api.md, Response rules"]
+    for rule in config.rules:
+        out += ["", "[[rules]]", *(f"{toml_key(k)} = {toml_value(v)}" for k, v in rule.items())]
     return "\n".join(out) + "\n"
+
+
+def _subtables(prefix: str, tables: Mapping[str, Any]) -> list[str]:
+    """One ``[prefix."ID"]`` table per entry of ``tables`` (dataclasses or mappings)."""
+    out = []
+    for name, body in tables.items():
+        items = asdict(body) if is_dataclass(body) else dict(body)
+        out += ["", f"[{prefix}.{toml_value(name)}]", *(f"{k} = {toml_value(v)}" for k, v in items.items())]
+    return out

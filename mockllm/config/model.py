@@ -9,6 +9,7 @@ Field names follow the gpt-4o-mini plan's TOML keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "gpt-4")
 #: The names of the ``--tls-fault`` / ``[tls] fault`` choices (see docs/mtls.md).
@@ -17,6 +18,40 @@ TLS_FAULTS: tuple[str, ...] = ("expired-server-cert", "wrong-host", "untrusted-s
 CLIENT_CERT_MODES: tuple[str, ...] = ("required", "optional")
 #: The status whose type/code an in-band stream error carries when ``fail_status`` is not given.
 DEFAULT_FAIL_STATUS = 500
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """What one model allows each caller key: rate limits per minute and the context window."""
+
+    #: Requests each key may send per minute (the bucket refills continuously).
+    requests_per_minute: int = 500
+    #: Tokens (prompt + max_tokens) each key may use per minute.
+    tokens_per_minute: int = 200_000
+    #: The most tokens a request's prompt and its max_tokens may add up to.
+    context_window: int = 128_000
+
+
+#: The limits of models ``[models.limits]`` does not name.
+FALLBACK_LIMITS = ModelLimits()
+#: Each known model's limits: a tier-1 account's rate limits and the model's real context window.
+DEFAULT_LIMITS: Mapping[str, ModelLimits] = {
+    "gpt-4o-mini": ModelLimits(500, 200_000, 128_000),
+    "gpt-4o": ModelLimits(500, 30_000, 128_000),
+    "gpt-4": ModelLimits(500, 10_000, 8_192),
+    "gpt-4-turbo": ModelLimits(500, 30_000, 128_000),
+    "gpt-3.5-turbo": ModelLimits(3_500, 200_000, 16_385),
+    "gpt-4.1": ModelLimits(500, 30_000, 1_047_576),
+    "gpt-4.1-mini": ModelLimits(500, 200_000, 1_047_576),
+    "gpt-4.1-nano": ModelLimits(500, 200_000, 1_047_576),
+    "o1": ModelLimits(500, 30_000, 200_000),
+    "o3": ModelLimits(500, 30_000, 200_000),
+    "o3-mini": ModelLimits(1_000, 100_000, 200_000),
+    "o4-mini": ModelLimits(1_000, 100_000, 200_000),
+    "text-embedding-3-small": ModelLimits(3_000, 1_000_000, 8_192),
+    "text-embedding-3-large": ModelLimits(3_000, 1_000_000, 8_192),
+    "text-embedding-ada-002": ModelLimits(3_000, 1_000_000, 8_192),
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +70,8 @@ class ServerConfig:
     backlog: int = 1024
     #: The largest request body accepted; larger ones get a 413 (from Content-Length, before reading it).
     max_body_bytes: int = 16 * 1024 * 1024
+    #: API keys accepted in ``Authorization: Bearer``; empty: no key is checked.
+    api_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +116,12 @@ class ModelsConfig:
 
     #: The model ids /v1/models lists and completions accept.
     available: tuple[str, ...] = DEFAULT_MODELS
+    #: Rate limits and context window per model (a [models.limits."ID"] table each).
+    limits: Mapping[str, ModelLimits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+
+    def limits_of(self, model: str) -> ModelLimits:
+        """``model``'s limits (:data:`FALLBACK_LIMITS` for a model ``limits`` does not name)."""
+        return self.limits.get(model, FALLBACK_LIMITS)
 
 
 @dataclass(frozen=True)
@@ -105,3 +148,5 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     #: ``[scenarios.NAME]`` tables: name -> parameters.
     scenarios: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: ``[[rules]]`` tables, in order (checked by :func:`mockllm.behaviour.rules.parse_rules`).
+    rules: tuple[Mapping[str, Any], ...] = ()

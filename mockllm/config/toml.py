@@ -2,7 +2,8 @@
 The ``--config FILE`` loader: TOML (``tomllib``) into a :class:`~mockllm.config.Config`.
 
 The file uses the gpt-4o-mini plan's keys: ``[server]``, ``[tls]``,
-``[responses]``, ``[models]`` and ``[scenarios.NAME]`` tables.  Every other
+``[responses]``, ``[models]`` (with ``[models.limits."ID"]``), ``[scenarios.NAME]``
+tables and ``[[rules]]``.  Every other
 field of the matching config dataclass is accepted too (checked by its
 annotated type, with the checks of :mod:`mockllm.config.checks`).  Anything
 unknown, of the wrong type or impossible raises :class:`ConfigError`, whose
@@ -18,7 +19,16 @@ from dataclasses import fields, replace
 from typing import Any, Mapping
 
 from mockllm.config.checks import Check, apply, boolean, decimal, milliseconds, one_of, paths, text, texts, whole
-from mockllm.config.model import TLS_FAULTS, Config, ModelsConfig, ResponsesConfig, ServerConfig, TLSConfig
+from mockllm.config.model import (
+    FALLBACK_LIMITS,
+    TLS_FAULTS,
+    Config,
+    ModelLimits,
+    ModelsConfig,
+    ResponsesConfig,
+    ServerConfig,
+    TLSConfig,
+)
 
 
 class ConfigError(ValueError):
@@ -34,7 +44,7 @@ SECTIONS: dict[str, tuple[object, dict[str, Check]]] = {
     "server": (
         ServerConfig(),
         {"host": text(), "port": _PORT, "http_port": _PORT, "max_connections": whole(1), "backlog": whole(1),
-         "max_body_bytes": whole(1)},
+         "max_body_bytes": whole(1), "api_keys": texts(allow_empty=True)},
     ),
     "tls": (TLSConfig(), {"fault": one_of(TLS_FAULTS), "ca_cert_path": paths()}),
     "responses": (
@@ -49,6 +59,11 @@ SECTIONS: dict[str, tuple[object, dict[str, Check]]] = {
     ),
     "models": (ModelsConfig(), {"available": texts()}),
 }
+
+#: The largest rate limit per minute and context window a ``[models.limits."ID"]`` table may give.
+MAX_LIMIT = 10**12
+#: The keys of a ``[models.limits."ID"]`` table.
+LIMIT_CHECKS: dict[str, Check] = {name: whole(1, MAX_LIMIT) for name in ("requests_per_minute", "tokens_per_minute", "context_window")}
 
 _BY_TYPE: dict[object, Check] = {bool: boolean(), int: whole(None), float: decimal(None), str: text()}
 
@@ -84,8 +99,36 @@ def _parse_section(section: str, table: Any) -> object:
     for key, value in table.items():
         if key not in checks:
             raise ValueError(f"[{section}] {key}: unknown key; expected one of {', '.join(checks)}")
-        values[key] = apply(checks[key], value, f"[{section}] {key}")
+        if (section, key) == ("models", "limits"):
+            values[key] = _parse_limits(value, defaults.limits)
+        else:
+            values[key] = apply(checks[key], value, f"[{section}] {key}")
     return replace(defaults, **values)
+
+
+def _parse_limits(tables: Any, defaults: Mapping[str, ModelLimits]) -> dict[str, ModelLimits]:
+    """``[models.limits."ID"]`` tables over the default limits: each key given replaces that model's."""
+    if not isinstance(tables, dict):
+        raise ValueError(f'[models.limits]: expected tables such as [models.limits."gpt-4o"], got {tables!r}')
+    limits = dict(defaults)
+    for model, body in tables.items():
+        where = f'[models.limits."{model}"]'
+        if not isinstance(body, dict):
+            raise ValueError(f"{where}: expected a table of {', '.join(LIMIT_CHECKS)}, got {body!r}")
+        values = {}
+        for key, value in body.items():
+            if key not in LIMIT_CHECKS:
+                raise ValueError(f"{where} {key}: unknown key; expected one of {', '.join(LIMIT_CHECKS)}")
+            values[key] = apply(LIMIT_CHECKS[key], value, f"{where} {key}")
+        limits[model] = replace(limits.get(model, FALLBACK_LIMITS), **values)
+    return limits
+
+
+def _parse_rules(tables: Any) -> tuple[dict[str, Any], ...]:
+    """``[[rules]]``: an array of tables, kept as given (their keys are checked by the rules layer)."""
+    if not isinstance(tables, list) or not all(isinstance(rule, dict) for rule in tables):
+        raise ValueError(f"[[rules]]: expected an array of tables ([[rules]] sections), got {tables!r}")
+    return tuple(dict(rule) for rule in tables)
 
 
 def _parse_scenarios(table: Any) -> dict[str, dict[str, object]]:
@@ -107,10 +150,12 @@ def parse_config(document: Mapping[str, Any], base: Config | None = None) -> Con
     for section, table in document.items():
         if section == "scenarios":
             changes["scenarios"] = _parse_scenarios(table)
+        elif section == "rules":
+            changes["rules"] = _parse_rules(table)
         elif section in SECTIONS:
             changes[section] = _parse_section(section, table)
         else:
-            known = ", ".join([*SECTIONS, "scenarios"])
+            known = ", ".join([*SECTIONS, "scenarios", "rules"])
             raise ValueError(f"[{section}]: unknown section; expected one of {known}")
     return replace(config, **changes)
 

@@ -146,6 +146,60 @@ def body_too_large(limit: int) -> APIError:
     )
 
 
+def context_length_exceeded(window: int, prompt: int, completion: int, kind: str = "chat") -> APIError:
+    """The real API's 400 for a prompt (and the ``completion`` tokens asked for) over the model's
+    context window, in the wording of the request's API ``kind`` (``chat``, ``text``,
+    ``embeddings``, ``responses``)."""
+    if kind in ("text", "embeddings"):
+        message = (
+            f"This model's maximum context length is {window} tokens, however you requested "
+            f"{prompt + completion} tokens ({prompt} in your prompt; {completion} for the completion). "
+            "Please reduce your prompt; or completion length."
+        )
+        return APIError(400, message, "invalid_request_error", "prompt" if kind == "text" else "input", "context_length_exceeded")
+    if kind == "responses":
+        message = "Your input exceeds the context window of this model. Please adjust your input and try again."
+        return APIError(400, message, "invalid_request_error", "input", "context_length_exceeded")
+    if completion and prompt <= window:
+        message = (
+            f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
+    else:  # a prompt over the window on its own is told without the completion
+        message = (
+            f"This model's maximum context length is {window} tokens. However, your messages resulted in "
+            f"{prompt} tokens. Please reduce the length of the messages."
+        )
+    return APIError(400, message, "invalid_request_error", "messages", "context_length_exceeded")
+
+
+_KEY_PAGE = "https://platform.openai.com/account/api-keys"
+
+
+def missing_api_key() -> APIError:
+    """The real API's 401 for a request without ``Authorization: Bearer``."""
+    return APIError(
+        401,
+        "You didn't provide an API key. You need to provide your API key in an Authorization header "
+        "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
+        "username) if you're accessing the API from your browser and are prompted for a username. "
+        f"You can obtain an API key from {_KEY_PAGE}.",
+        "invalid_request_error",
+    )
+
+
+def incorrect_api_key(shown: str) -> APIError:
+    """The real API's 401 for a key it does not know; ``shown`` is the key as masked for display."""
+    return APIError(
+        401,
+        f"Incorrect API key provided: {shown}. You can find your API key at {_KEY_PAGE}.",
+        "invalid_request_error",
+        None,
+        "invalid_api_key",
+    )
+
+
 def rate_limit_headers(
     wait_s: float,
     limit: int = 500,

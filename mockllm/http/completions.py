@@ -3,15 +3,22 @@ Answering one completion request: body → dialect → plan → engine → execu
 
 :class:`Completions` reads the body (within ``max_body_bytes``), has the route's dialect
 parse it, checks the model and streaming, identifies the caller, asks the scenario layer,
-resolves the plan (request controls > scenario > configuration), and runs the engine's
-script with an :class:`~mockllm.behaviour.executor.Executor`.  Every problem before the
-plan is an error answer in the dialect's envelope.
+resolves the plan (request controls > response rule > scenario > configuration), and runs
+the engine's script with an :class:`~mockllm.behaviour.executor.Executor`.  Every problem
+before the plan is an error answer in the dialect's envelope.
+
+Around that: the API key check (:mod:`.apikeys`) comes first, before the body is looked at;
+a prompt over the model's context window is a 400; each request is charged to its key's
+rate-limit buckets (:mod:`mockllm.behaviour.ratelimit`), and the answer's ``Head`` step
+gets the ``x-ratelimit-*`` headers of that standing (:func:`with_headers`: the script is
+wrapped here, so neither the engine nor the executor knows of rate limits; a head that
+tells its own, a 429's, keeps them).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -23,11 +30,14 @@ from mockllm.behaviour.engine import Engine, error_script
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.executor import Executor
 from mockllm.behaviour.plan import PlanPart, StreamTiming, fitting, resolve
+from mockllm.behaviour.ratelimit import RateLimiter, completion_budget
 from mockllm.behaviour.request import CompletionRequest
-from mockllm.behaviour.steps import Step
+from mockllm.behaviour.rules import RuleBook
+from mockllm.behaviour.steps import Head, HeaderPairs, Step
 from mockllm.config import Config
 from mockllm.dialects import IDialect
-from mockllm.dialects.openai import body_too_large, model_not_found
+from mockllm.dialects.openai import body_too_large, context_length_exceeded, model_not_found
+from mockllm.http.apikeys import APIKeys, bearer_key
 from mockllm.http.exchanges import Exchanges
 from mockllm.observe.exchange import Exchange
 
@@ -61,6 +71,22 @@ def config_layer(config: Config) -> PlanPart:
     )
 
 
+def with_headers(steps: Iterable[Step], extra: HeaderPairs) -> Iterator[Step]:
+    """``steps`` with ``extra`` added to each ``Head`` that does not already give those headers."""
+    for step in steps:
+        if isinstance(step, Head) and extra:
+            present = {name.lower() for name, _ in step.headers}
+            step = Head(step.status, (*step.headers, *(pair for pair in extra if pair[0] not in present)))
+        yield step
+
+
+def check_context(request: CompletionRequest, window: int) -> None:
+    """A 400 ``context_length_exceeded`` if the prompt, with the completion asked for, does not fit ``window``."""
+    prompt, completion = request.prompt_tokens, completion_budget(request)
+    if prompt + completion > window:
+        raise context_length_exceeded(window, prompt, completion, request.kind)
+
+
 class Completions:
     """Answers completion requests in any dialect."""
 
@@ -71,7 +97,10 @@ class Completions:
         exchanges: Exchanges,
         engine: Engine,
         scenarios: ScenarioChooser,
+        rate_limits: RateLimiter | None = None,
+        rules: RuleBook | None = None,
     ) -> None:
+        """``rate_limits``, ``rules``: shared with the admin API (default: the configuration's own)."""
         self._config = config
         self._clock = clock
         self._exchanges = exchanges
@@ -79,6 +108,13 @@ class Completions:
         self._scenarios = scenarios
         self._models = frozenset(config.models.available)
         self._config_layer = config_layer(config)
+        self._rate_limits = rate_limits if rate_limits is not None else RateLimiter(config.models.limits_of)
+        self._rules = rules if rules is not None else RuleBook.of(config.rules, config.responses, exchanges.ids)
+        self._api_keys = APIKeys(config.server.api_keys)
+
+    def refusal(self, request: IRequest) -> APIError | None:
+        """The 401 if the request's API key may not pass (see :mod:`.apikeys`), else ``None``."""
+        return self._api_keys.refusal(request)
 
     def serves(self, model: str) -> bool:
         """Whether ``model`` is one of the configured models."""
@@ -91,18 +127,19 @@ class Completions:
         raw = request.content.read(limit + 1)
         ex.body = raw
         try:
-            if len(raw) > limit:
-                raise body_too_large(limit)
             creq, caller, controls = self._validate(request, raw, dialect, ex)
             ex.key = caller.key
             ex.stream = creq.stream
+            rule_part = self._rules.plan(creq, request.path.decode("utf-8", "replace"), _header_values(request))
             ex.scenario, scenario_part = self._scenarios.plan(creq, caller)
+            standing = caller.meter.charge()
         except APIError as error:
             return self.fail(request, ex, dialect, error)
-        plan = resolve(controls, scenario_part, self._config_layer)
+        plan = resolve(controls, rule_part, scenario_part, self._config_layer)
         plan = replace(plan, fault=fitting(plan.fault, creq.stream))  # a stream fault without a stream: none
         ex.fault, ex.fault_at = plan.fault_name, plan.fault_at
-        return self.run(request, ex, dialect, self._engine.script(dialect, creq, plan))
+        script = with_headers(self._engine.script(dialect, creq, plan), standing.limit_headers())
+        return self.run(request, ex, dialect, script)
 
     def fail(self, request: IRequest, ex: Exchange, dialect: IDialect, error: APIError) -> bytes | Deferred:
         """Answer with ``error`` (recorded as the exchange's reason)."""
@@ -116,7 +153,13 @@ class Completions:
     def _validate(
         self, request: IRequest, raw: bytes, dialect: IDialect, ex: Exchange
     ) -> tuple[CompletionRequest, Caller, PlanPart]:
-        """Check the body and the controls; raise :class:`APIError` for the first problem."""
+        """Check the API key, the body and the controls; raise :class:`APIError` for the first problem."""
+        refusal = self.refusal(request)
+        if refusal is not None:
+            raise refusal
+        limit = self._config.server.max_body_bytes
+        if len(raw) > limit:
+            raise body_too_large(limit)
         responses = self._config.responses
         lookup = ControlLookup(query_args(request.uri), request.requestHeaders)
         controls = parse_controls(lookup, responses.max_delay_ms, responses.timeout_ms / 1000)
@@ -125,10 +168,23 @@ class Completions:
             raise model_not_found(creq.model, "model")
         if creq.stream and not responses.streaming_enabled:
             raise invalid_request("Streaming is disabled on this server.", "stream", "unsupported_value")
+        check_context(creq, self._config.models.limits_of(creq.model).context_window)
+        key = caller_key(lookup.header("key"), ex.identity, ex.client.rpartition(":")[0], bearer_key(request))
         caller = Caller(
-            key=caller_key(lookup.header("key"), ex.identity, ex.client.rpartition(":")[0]),
+            key=key,
             address=ex.client,
             identity=ex.identity,
             scenario=lookup.header("scenario"),
+            meter=self._rate_limits.meter(key, creq, self._clock.seconds()),
         )
         return creq, caller, controls
+
+
+def _header_values(request: IRequest) -> Callable[[str], list[str]]:
+    """``header(name)``: the request's values of header ``name``, as text."""
+
+    def header(name: str) -> list[str]:
+        values = request.requestHeaders.getRawHeaders(name.encode("latin-1", "replace"), [])
+        return [value.decode("utf-8", "replace") for value in values]
+
+    return header

@@ -26,6 +26,8 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from mockllm.behaviour.engine import Engine, error_script
+from mockllm.behaviour.ratelimit import RateLimiter
+from mockllm.behaviour.rules import RuleBook
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.steps import FINISH, Head, Write
 from mockllm.config import Config
@@ -61,9 +63,13 @@ class MockLLM:
         admin: IResource | None = None,
         metrics: Any = None,
         lifecycle: Lifecycle | None = None,
+        rate_limits: RateLimiter | None = None,
+        rules: RuleBook | None = None,
     ) -> None:
         """``admin``: the resource served at ``/__admin/`` (``None``: 404 there); ``metrics``: what
-        ``GET /metrics`` shows (``None``: 404 there); ``peers`` describes each TLS connection."""
+        ``GET /metrics`` shows (``None``: 404 there); ``peers`` describes each TLS connection;
+        ``rate_limits``, ``rules``: the buckets and response rules the admin API shares (default:
+        the configuration's own)."""
         self.config = config
         self.clock = clock
         self.scenarios = scenarios if scenarios is not None else NoScenario()
@@ -71,7 +77,7 @@ class MockLLM:
         self.identify = identify if identify is not None else self.peers.identify
         self.exchanges = Exchanges(clock, CHAT, self.identify, observers, lifecycle)
         engine = Engine(clock, self.exchanges.ids, rng if rng is not None else random.Random())
-        self.completions = Completions(config, clock, self.exchanges, engine, self.scenarios)
+        self.completions = Completions(config, clock, self.exchanges, engine, self.scenarios, rate_limits, rules)
         self._admin = admin
         self._metrics = metrics
         self._model_list = dumps(model_list(config.models.available))
@@ -102,6 +108,13 @@ class MockLLM:
         head = Head(200, ((b"content-type", CHAT.content_type), (b"content-length", b"%d" % len(body))))
         return self.completions.run(request, ex, CHAT, (head, Write(body), FINISH))
 
+    def _keyed(self, request: IRequest, answer: Callable[[], bytes | Deferred]) -> bytes | Deferred:
+        """``answer()`` for a ``/v1/`` route, or the 401 of a missing or wrong API key."""
+        refusal = self.completions.refusal(request)
+        if refusal is not None:
+            return self.completions.fail(request, self.exchanges.begin(request), CHAT, refusal)
+        return answer()
+
     # --- routes ----------------------------------------------------------------
 
     @app.route("/health", methods=["GET"])
@@ -112,11 +125,14 @@ class MockLLM:
     @app.route("/v1/models", methods=["GET"])
     def models(self, request: IRequest) -> bytes | Deferred:
         """The configured models, as ``GET /v1/models`` lists them."""
-        return self._json(request, self._model_list)
+        return self._keyed(request, lambda: self._json(request, self._model_list))
 
     @app.route("/v1/models/<path:model_id>", methods=["GET"])
     def model(self, request: IRequest, model_id: str) -> bytes | Deferred:
         """One model, or the real API's 404 for a model it does not have."""
+        return self._keyed(request, lambda: self._model_answer(request, model_id))
+
+    def _model_answer(self, request: IRequest, model_id: str) -> bytes | Deferred:
         if not self.completions.serves(model_id):
             return self._error(request, model_not_found(model_id, None))
         return self._json(request, dumps(model_object(model_id)))

@@ -263,7 +263,9 @@ class SDKTests(unittest.TestCase):
 
     async def test_headers_count_down(self) -> None:
         """``with_raw_response`` shows remaining requests going down by one per request."""
-        client = self.serve(Config())
+        # 60 requests a minute refill one a second, so a loaded machine's gap between the two
+        # requests cannot round a whole request back
+        client = self.serve(with_limits(gpt_4o_mini=ModelLimits(60, 200000, 128000)))
 
         def twice():
             return [
@@ -275,11 +277,11 @@ class SDKTests(unittest.TestCase):
 
         first, second = await deferToThread(twice)
         validate("CreateChatCompletionResponse", json.loads(first.text))
-        self.assertEqual(first.headers["x-ratelimit-limit-requests"], "500")
-        self.assertEqual(first.headers["x-ratelimit-remaining-requests"], "499")
+        self.assertEqual(first.headers["x-ratelimit-limit-requests"], "60")
+        self.assertEqual(first.headers["x-ratelimit-remaining-requests"], "59")
         self.assertEqual(first.headers["x-ratelimit-remaining-tokens"], str(200000 - PROMPT_TOKENS - 20000))
         # the second is a little later: the buckets have refilled by a fraction of a request meanwhile
-        self.assertEqual(second.headers["x-ratelimit-remaining-requests"], "498")
+        self.assertEqual(second.headers["x-ratelimit-remaining-requests"], "58")
         self.assertLess(int(second.headers["x-ratelimit-remaining-tokens"]), 200000 - 2 * 20000)
 
     async def test_ratelimited_429(self) -> None:

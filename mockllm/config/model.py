@@ -33,6 +33,12 @@ class ServerConfig:
     backlog: int = 1024
     #: The largest request body accepted; larger ones get a 413 (from Content-Length, before reading it).
     max_body_bytes: int = 16 * 1024 * 1024
+    #: Close a keep-alive connection after this many seconds without a request (0: never); a request in flight stops the clock.
+    idle_timeout_s: float = 60.0
+    #: Close a connection whose request headers are not all in this many seconds after their first byte (0: never).
+    header_timeout_s: float = 10.0
+    #: On SIGTERM, how long requests in flight may take to finish, in seconds; answers only waiting are ended at once.
+    shutdown_grace_s: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ KNOWN_STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
     409: ("The request conflicted with another request.", "invalid_request_error", "conflict"),
     413: ("The request is too large.", "invalid_request_error", "request_too_large"),
     422: ("The request could not be processed.", "invalid_request_error", "unprocessable_entity"),
+    431: ("Request header fields too large.", "invalid_request_error", "request_header_fields_too_large"),
     429: ("Rate limit exceeded", "rate_limit_error", "rate_limit_exceeded"),
     500: ("Internal server error", "server_error", "internal_error"),
     502: ("Bad gateway.", "server_error", "bad_gateway"),
@@ -141,6 +142,15 @@ def body_too_large(limit: int) -> APIError:
     """The 413 for a request body over ``--max-body-bytes``."""
     return status_error(
         413, f"The request body is larger than this server's limit of {limit} bytes (--max-body-bytes)."
+    )
+
+
+def headers_too_large(max_bytes: int, max_headers: int) -> APIError:
+    """The 431 for a request-header block over ``max_bytes`` or with more than ``max_headers`` fields."""
+    return status_error(
+        431,
+        f"The request headers are larger than this server's limit of {max_bytes} bytes "
+        f"or {max_headers} header fields.",
     )
 
 

@@ -1,0 +1,525 @@
+"""
+Server hardening: the idle and header timeouts, the 431 for an oversized request-header block,
+and draining the open connections when the server stops.
+
+In memory (the site's timers on a ``task.Clock``, over ``StringTransport``) and over real
+loopback sockets (raw clients, the official SDK).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import openai
+from twisted.application.service import MultiService
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
+from twisted.trial import unittest
+
+from mockllm.config import Config, ResponsesConfig, ServerConfig
+from mockllm.http.drain import GracefulStop
+from mockllm.http.exchanges import Lifecycle, StoppingMarker
+from mockllm.http.routes import MockLLM
+from mockllm.http.site import MAX_HEADER_BYTES, MAX_HEADERS, MockSite
+from tests.support import CHAT_BODY, Finished, RawHTTP, make_app, parse_sse, validate
+
+IDLE = 5.0
+HEADER = 2.0
+CHAT = "/v1/chat/completions"
+
+
+class Connection(RawHTTP):
+    """:class:`RawHTTP`'s reading helpers over one connection to a given site (timers on its clock)."""
+
+    def __init__(self, site: MockSite) -> None:  # noqa: D107 - RawHTTP builds its own site; this takes one
+        self.site = site
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        self.protocol = site.buildProtocol(self.transport.getPeer())
+        self.protocol.makeConnection(self.transport)
+
+    def write(self, data: bytes) -> "Connection":
+        """Send raw bytes."""
+        self.protocol.dataReceived(data)
+        return self
+
+    @property
+    def closed(self) -> bool:
+        """Whether the server has closed (or reset) the connection."""
+        return self.transport.disconnecting
+
+    def gone(self) -> None:
+        """The closed transport is gone: the channel's ``connectionLost``, as a real transport calls it."""
+        self.protocol.connectionLost(Failure(ConnectionDone("closed")))
+
+
+class Server:
+    """An app and a site on one ``task.Clock``; the site has the given timeouts."""
+
+    def __init__(self, idle: float = IDLE, header: float = HEADER, responses: ResponsesConfig | None = None) -> None:
+        self.finished = Finished()
+        self.lifecycle = Lifecycle()
+        config = Config(responses=responses or ResponsesConfig())
+        self.app, self.clock = make_app(config, observers=[self.finished], lifecycle=self.lifecycle)
+        self.site = MockSite(
+            self.app.resource(), config.server.max_body_bytes, self.app.record, self.clock, idle, header
+        )
+
+    def connect(self) -> Connection:
+        """A new connection to the site."""
+        return Connection(self.site)
+
+    def stopping(self, grace: float) -> MultiService:
+        """The stopping part of the server as :func:`mockllm.server.build` composes it."""
+        top = MultiService()
+        StoppingMarker(self.lifecycle).setServiceParent(top)
+        GracefulStop(self.site.connections, grace).setServiceParent(top)
+        top.startService()
+        return top
+
+    def run_until(self, done, step: float = 0.05, limit: float = 600.0) -> float:
+        """Advance the clock in ``step``s until ``done()``; the time it took."""
+        start = self.clock.seconds()
+        while not done():
+            if self.clock.seconds() - start > limit:
+                raise AssertionError("never happened")
+            self.clock.advance(step)
+        return self.clock.seconds() - start
+
+    def pending(self) -> list:
+        """The clock's pending calls."""
+        return self.clock.getDelayedCalls()
+
+
+def chat_request(query: str = "", stream: bool = False, extra: bytes = b"") -> bytes:
+    """A whole chat completion request (``extra``: header lines, each ending in CRLF)."""
+    body = json.dumps({**CHAT_BODY, "stream": stream}).encode()
+    head = b"POST %s%s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n" % (CHAT.encode(), query.encode(), len(body))
+    return head + extra + b"\r\n" + body
+
+
+def models_request() -> bytes:
+    """A whole ``GET /v1/models`` request."""
+    return b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n"
+
+
+def stream_events(conn: Connection) -> list[dict]:
+    """The stream's chunks, each checked against the schema; asserts it ended with ``[DONE]``."""
+    events = conn.events()
+    assert events[-1] == "[DONE]", events[-3:]
+    return [validate("CreateChatCompletionStreamResponse", json.loads(e)) for e in events[:-1]]
+
+
+class IdleTimeoutTests(unittest.TestCase):
+    """A connection with no request in flight for ``idle_timeout_s`` is closed; answers are never cut."""
+
+    def test_fresh_connection_closed_when_idle(self) -> None:
+        """A connection that sends nothing is closed after exactly the idle timeout, leaving no timer."""
+        server = Server()
+        conn = server.connect()
+        server.clock.advance(IDLE - 0.01)
+        self.assertFalse(conn.closed)
+        server.clock.advance(0.01)
+        self.assertTrue(conn.closed)
+        self.assertEqual(conn.raw, b"")
+        conn.gone()
+        self.assertEqual(server.pending(), [])
+
+    def test_keep_alive_clock_starts_after_each_answer(self) -> None:
+        """After an answer the idle clock restarts; a request inside it is served on the same connection."""
+        server = Server()
+        conn = server.connect().write(models_request())
+        validate("ListModelsResponse", conn.json())
+        server.clock.advance(IDLE - 0.5)
+        self.assertFalse(conn.closed)
+        conn.transport.clear()
+        conn.write(models_request())
+        validate("ListModelsResponse", conn.json())
+        server.clock.advance(IDLE - 0.5)
+        self.assertFalse(conn.closed)
+        server.clock.advance(0.5)
+        self.assertTrue(conn.closed)
+        conn.gone()
+        self.assertEqual(server.pending(), [])
+
+    def test_long_stream_is_not_cut(self) -> None:
+        """A stream lasting many idle timeouts goes out whole; the idle clock starts when it ends."""
+        server = Server(responses=ResponsesConfig(stream_interval_ms=1000))
+        conn = server.connect().write(chat_request(stream=True))
+        took = server.run_until(lambda: conn.complete or conn.closed, step=0.25)
+        self.assertFalse(conn.closed)
+        self.assertGreater(took, 3 * IDLE)
+        self.assertGreater(len(stream_events(conn)), 3)
+        server.clock.advance(IDLE)
+        self.assertTrue(conn.closed)
+        conn.gone()
+        self.assertEqual(server.pending(), [])
+
+    def test_delay_and_timeout_hold_are_not_cut(self) -> None:
+        """A ``delay=`` longer than the idle timeout, and a ``fail=timeout`` hold, are answered in full."""
+        server = Server()
+        delayed = server.connect().write(chat_request("?delay=20000"))
+        held = server.connect().write(chat_request("?fail=timeout"))
+        server.clock.advance(20)
+        self.assertFalse(delayed.closed)
+        validate("CreateChatCompletionResponse", delayed.json())
+        server.clock.advance(10)
+        self.assertFalse(held.closed)
+        self.assertEqual(held.status, 504)
+        validate("ErrorResponse", held.json())
+
+    def test_zero_means_never(self) -> None:
+        """``idle_timeout_s`` 0: an idle connection stays open, and no idle timer is kept."""
+        server = Server(idle=0)
+        conn = server.connect()
+        self.assertEqual(server.pending(), [])
+        server.clock.advance(3600)
+        self.assertFalse(conn.closed)
+
+
+class HeaderTimeoutTests(unittest.TestCase):
+    """A request whose headers are not all in ``header_timeout_s`` after their first byte is closed."""
+
+    def test_slowloris_is_closed(self) -> None:
+        """Headers trickling in (each byte well inside the idle timeout) are closed at the header timeout."""
+        server = Server()
+        conn = server.connect().write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        for _ in range(3):
+            server.clock.advance(0.5)
+            conn.write(b"a")
+        server.clock.advance(0.45)
+        self.assertFalse(conn.closed)
+        server.clock.advance(0.1)
+        self.assertTrue(conn.closed)
+        self.assertEqual(conn.raw, b"")
+        conn.gone()
+        self.assertEqual(server.pending(), [])
+
+    def test_clock_stops_once_headers_are_in(self) -> None:
+        """A body arriving slowly after complete headers is not cut by the header timeout."""
+        server = Server()
+        whole = chat_request()
+        head, _, body = whole.partition(b"\r\n\r\n")
+        conn = server.connect().write(head + b"\r\n\r\n")
+        for byte in body:
+            server.clock.advance(0.5)
+            conn.write(bytes([byte]))
+            if conn.closed:
+                break
+        self.assertFalse(conn.closed)
+        validate("CreateChatCompletionResponse", conn.json())
+
+    def test_clock_starts_at_each_request(self) -> None:
+        """On a keep-alive connection the header clock starts at the next request's first byte."""
+        server = Server()
+        conn = server.connect().write(models_request())
+        server.clock.advance(IDLE - 1)
+        conn.write(b"GET /v1/models HTTP/1.1\r\n")
+        server.clock.advance(HEADER - 0.01)
+        self.assertFalse(conn.closed)
+        server.clock.advance(0.01)
+        self.assertTrue(conn.closed)
+
+    def test_no_header_timer_once_answered(self) -> None:
+        """A request sent whole leaves only the idle timer behind (the header clock never waits)."""
+        server = Server()
+        conn = server.connect().write(models_request())
+        validate("ListModelsResponse", conn.json())
+        self.assertEqual([call.func.__name__ for call in server.pending()], ["__timedOut"])
+
+    def test_zero_means_never(self) -> None:
+        """``header_timeout_s`` 0: trickling headers are only subject to the idle timeout."""
+        server = Server(header=0)
+        conn = server.connect().write(b"GET /v1/models HTTP/1.1\r\n")
+        for _ in range(30):
+            server.clock.advance(IDLE - 1)
+            conn.write(b"X-A: b\r\n")
+        self.assertFalse(conn.closed)
+        conn.write(b"\r\n")
+        validate("ListModelsResponse", conn.json())
+
+
+def padded_headers(block: int) -> bytes:
+    """Header lines making the request-header block of :func:`chat_request` exactly ``block`` bytes."""
+    base = chat_request()
+    head = base.partition(b"\r\n\r\n")[0]
+    used = sum(len(line) for line in head.split(b"\r\n"))
+    lines, left = [], block - used
+    while left > 0:
+        size = 1000 if left >= 1020 else left  # the last line keeps room for its name
+        name = b"X-Pad-%03d: " % len(lines)
+        lines.append(name + b"a" * (size - len(name)))
+        left -= size
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+class HeaderLimitTests(unittest.TestCase):
+    """A header block over 64 KiB or with more than 100 fields gets an OpenAI-shaped 431, then the close."""
+
+    def assert_431(self, server: Server, conn: Connection) -> None:
+        """The answer is the 431, the connection closes, the refusal is recorded."""
+        self.assertEqual(conn.status, 431)
+        self.assertIn(b"431 Request Header Fields Too Large", conn.raw.split(b"\r\n")[0])
+        error = validate("ErrorResponse", conn.json())["error"]
+        self.assertEqual((error["type"], error["code"]), ("invalid_request_error", "request_header_fields_too_large"))
+        self.assertIn("65536 bytes", error["message"])
+        self.assertEqual(conn.headers["connection"], "close")
+        self.assertTrue(conn.headers["x-request-id"].startswith("req_"))
+        self.assertTrue(conn.closed)
+        self.assertEqual([(ex.status, ex.outcome) for ex in server.finished], [(431, "refused")])
+        answered = conn.raw
+        conn.write(b"X-More: " + b"b" * 5000 + b"\r\n\r\n" + models_request())
+        self.assertEqual(conn.raw, answered)
+        conn.gone()
+        self.assertEqual(server.pending(), [])
+
+    def test_block_at_the_limit_is_served(self) -> None:
+        """A block of exactly 64 KiB (and 60 KiB) is served as usual."""
+        for size in (60 * 1024, MAX_HEADER_BYTES):
+            server = Server()
+            conn = server.connect().write(chat_request(extra=padded_headers(size)))
+            self.assertEqual(conn.status, 200, size)
+            validate("CreateChatCompletionResponse", conn.json())
+
+    def test_block_over_the_limit_gets_431(self) -> None:
+        """One byte over 64 KiB, spread over many header lines: the 431."""
+        server = Server()
+        conn = server.connect().write(chat_request(extra=padded_headers(MAX_HEADER_BYTES + 1)))
+        self.assert_431(server, conn)
+        self.assertEqual(server.finished[0].path, CHAT)
+
+    def test_one_huge_line_gets_431(self) -> None:
+        """A single header line longer than the whole block may be: the 431 (Twisted alone would hang up)."""
+        server = Server()
+        conn = server.connect().write(chat_request(extra=b"X-Huge: " + b"h" * (70 * 1024) + b"\r\n"))
+        self.assert_431(server, conn)
+
+    def test_header_count(self) -> None:
+        """100 header fields are served; 101 get the 431."""
+        def request(count: int) -> bytes:
+            # chat_request has Host and Content-Length.
+            return chat_request(extra=b"".join(b"X-H%d: v\r\n" % i for i in range(count - 2)))
+
+        server = Server()
+        served = server.connect().write(request(MAX_HEADERS))
+        validate("CreateChatCompletionResponse", served.json())
+        server = Server()
+        self.assert_431(server, server.connect().write(request(MAX_HEADERS + 1)))
+
+
+class DrainTests(unittest.TestCase):
+    """Stopping: idle and waiting connections close at once, answers get the grace, then the rest is cut."""
+
+    def test_idle_connections_close_at_once(self) -> None:
+        """Idle, kept-alive and half-sent connections close at once; the stop waits until they are gone."""
+        server = Server()
+        fresh = server.connect()
+        kept = server.connect().write(models_request())
+        half = server.connect().write(b"GET /v1/models HTTP/1.1\r\nHost: x")
+        stopped = server.stopping(grace=5).stopService()
+        self.assertTrue(all(conn.closed for conn in (fresh, kept, half)))
+        self.assertNoResult(stopped)
+        for conn in (fresh, kept, half):
+            conn.gone()
+        self.successResultOf(stopped)
+        self.assertEqual(server.pending(), [])
+
+    def test_stream_finishes_within_the_grace(self) -> None:
+        """A stream in flight goes out whole, then its connection closes, then the stop is done."""
+        server = Server(responses=ResponsesConfig(stream_interval_ms=100))
+        conn = server.connect().write(chat_request(stream=True))
+        server.clock.advance(0.25)
+        stopped = server.stopping(grace=5).stopService()
+        self.assertFalse(conn.closed)
+        took = server.run_until(lambda: conn.closed, step=0.05)
+        self.assertLess(took, 5)
+        self.assertTrue(conn.complete)
+        self.assertGreater(len(stream_events(conn)), 3)
+        self.assertNoResult(stopped)
+        conn.gone()
+        self.successResultOf(stopped)
+        self.assertEqual([ex.outcome for ex in server.finished], ["completed"])
+        self.assertEqual(server.pending(), [])
+
+    def test_short_delay_is_answered_with_connection_close(self) -> None:
+        """A delay ending inside the grace is answered, saying ``Connection: close``."""
+        server = Server()
+        conn = server.connect().write(chat_request("?delay=2000"))
+        server.stopping(grace=5).stopService()
+        server.clock.advance(1.99)
+        self.assertEqual(conn.raw, b"")
+        server.clock.advance(0.01)
+        validate("CreateChatCompletionResponse", conn.json())
+        self.assertEqual(conn.headers["connection"], "close")
+        self.assertTrue(conn.closed)
+
+    def test_waits_past_the_grace_end_at_once(self) -> None:
+        """A ``fail=timeout`` hold and a long delay are closed at once, recorded as cut by the shutdown."""
+        server = Server()
+        held = server.connect().write(chat_request("?fail=timeout"))
+        delayed = server.connect().write(chat_request("?delay=60000"))
+        stopped = server.stopping(grace=5).stopService()
+        self.assertTrue(held.closed and delayed.closed)
+        self.assertEqual((held.raw, delayed.raw), (b"", b""))
+        held.gone()
+        delayed.gone()
+        self.successResultOf(stopped)
+        self.assertEqual([ex.outcome for ex in server.finished], ["server-shutdown"] * 2)
+        self.assertEqual(server.pending(), [])
+
+    def test_grace_over_cuts_the_rest(self) -> None:
+        """A stream still going when the grace ends is reset then; nothing is left pending."""
+        server = Server(responses=ResponsesConfig(stream_interval_ms=1000))
+        conn = server.connect().write(chat_request(stream=True))
+        stopped = server.stopping(grace=3).stopService()
+        server.clock.advance(2.99)
+        self.assertFalse(conn.closed)
+        server.clock.advance(0.01)
+        self.assertTrue(conn.transport.disconnected)  # StringTransport's mark of abortConnection
+        self.assertFalse(conn.complete)
+        conn.gone()
+        self.successResultOf(stopped)
+        self.assertEqual([ex.outcome for ex in server.finished], ["server-shutdown"])
+        self.assertEqual(server.pending(), [])
+
+    def test_nothing_open_stops_at_once(self) -> None:
+        """With no connection open the stop is done at once, with no timer."""
+        server = Server()
+        self.successResultOf(server.stopping(grace=5).stopService())
+        self.assertEqual(server.pending(), [])
+
+
+# --- over real sockets -----------------------------------------------------------------
+
+
+class Raw(Protocol):
+    """A raw client: keeps what arrives, and when and how the connection ended."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.ended: Deferred[float] = Deferred()
+        self.reason: Failure | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        """Keep the bytes."""
+        self.data += data
+
+    def connectionLost(self, reason: Failure) -> None:
+        """Note how and when it ended."""
+        self.reason = reason
+        self.ended.callback(reactor.seconds())
+
+
+class SocketTests(unittest.TestCase):
+    """The timeouts and the 431 over real loopback sockets, with raw clients and the official SDK."""
+
+    timeout = 30
+
+    def serve(self, idle: float, header: float, responses: ResponsesConfig | None = None) -> MockSite:
+        """A site on the real reactor on a loopback port; cleanup waits until its connections are gone."""
+        config = Config(server=ServerConfig(idle_timeout_s=idle, header_timeout_s=header),
+                        responses=responses or ResponsesConfig())
+        app = MockLLM(config, reactor, rng=random.Random(0))
+        site = MockSite(app.resource(), config.server.max_body_bytes, app.record, reactor, idle, header)
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.port = port.getHost().port
+        self.addCleanup(port.stopListening)
+        self.addCleanup(self._all_gone, site)
+        self.base = f"http://127.0.0.1:{self.port}"
+        return site
+
+    async def _all_gone(self, site: MockSite) -> None:
+        for _ in range(200):
+            if not len(site.connections):
+                return
+            await deferLater(reactor, 0.05, lambda: None)
+        raise AssertionError(f"{len(site.connections)} connections still open")
+
+    async def connect(self) -> Raw:
+        """A raw client connected to the site (reset in cleanup if still open)."""
+        client = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), Raw())
+        self.addCleanup(lambda: client.ended.called or client.transport.abortConnection())
+        return client
+
+    async def until(self, done) -> None:
+        """Wait (on the reactor) until ``done()``."""
+        for _ in range(400):
+            if done():
+                return
+            await deferLater(reactor, 0.01, lambda: None)
+        raise AssertionError("never happened")
+
+    async def test_idle_keep_alive_connection_gets_eof(self) -> None:
+        """A kept-alive connection left idle gets a clean EOF after the idle timeout (0.5 s)."""
+        self.serve(idle=0.5, header=5)
+        client = await self.connect()
+        client.transport.write(models_request())
+        await self.until(lambda: b'"object":"list"' in client.data.replace(b" ", b""))
+        answered = reactor.seconds()
+        ended = await client.ended
+        self.assertTrue(client.reason.check(ConnectionDone))
+        self.assertGreaterEqual(ended - answered, 0.4)
+        self.assertLess(ended - answered, 2.5)
+
+    async def test_slowloris_is_closed(self) -> None:
+        """Headers sent a byte every 0.1 s are closed at the header timeout (0.5 s), with nothing answered."""
+        self.serve(idle=5, header=0.5)
+        client = await self.connect()
+        client.transport.write(b"POST /v1/chat/completions HTTP/1.1\r\nX-Slow: ")
+        started = reactor.seconds()
+        drip = LoopingCall(client.transport.write, b"a")
+        drip.start(0.1)
+        self.addCleanup(lambda: drip.running and drip.stop())
+        ended = await client.ended
+        drip.stop()
+        self.assertEqual(client.data, b"")
+        self.assertGreaterEqual(ended - started, 0.45)
+        self.assertLess(ended - started, 2.5)
+
+    async def test_long_stream_is_not_cut(self) -> None:
+        """A stream lasting several idle timeouts (0.3 s) arrives whole, ending with ``[DONE]``."""
+        self.serve(idle=0.3, header=0.3, responses=ResponsesConfig(stream_interval_ms=60))
+        client = await self.connect()
+        started = reactor.seconds()
+        client.transport.write(chat_request(stream=True))
+        await self.until(lambda: client.data.endswith(b"0\r\n\r\n") or client.ended.called)
+        self.assertGreater(reactor.seconds() - started, 3 * 0.3)
+        conn = RawHTTPBytes(client.data)
+        self.assertEqual(conn.status, 200)
+        self.assertGreater(len(stream_events(conn)), 3)
+        client.transport.loseConnection()
+
+    async def test_sdk_gets_431_for_huge_headers(self) -> None:
+        """The SDK with 70 KB of headers gets an ``APIStatusError`` 431 (not retried); with 60 KB it is served."""
+        self.serve(idle=5, header=5)
+
+        def call(pad: int):
+            client = openai.OpenAI(base_url=self.base + "/v1", api_key="sk-test", timeout=10, max_retries=2,
+                                   default_headers={"X-Pad": "p" * pad})
+            try:
+                return client.chat.completions.create(model="gpt-4o-mini", messages=CHAT_BODY["messages"])
+            finally:
+                client.close()
+
+        with self.assertRaises(openai.APIStatusError) as caught:
+            await deferToThread(call, 70_000)
+        self.assertEqual(caught.exception.status_code, 431)
+        self.assertEqual(caught.exception.code, "request_header_fields_too_large")
+        completion = await deferToThread(call, 60_000)
+        self.assertEqual(completion.choices[0].message.role, "assistant")
+
+
+class RawHTTPBytes(Connection):
+    """:class:`RawHTTP`'s reading helpers over bytes a real socket received."""
+
+    def __init__(self, data: bytes) -> None:  # noqa: D107 - no site: the bytes are already in
+        self.transport = StringTransport()
+        self.transport.write(data)

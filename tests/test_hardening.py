@@ -523,3 +523,82 @@ class RawHTTPBytes(Connection):
     def __init__(self, data: bytes) -> None:  # noqa: D107 - no site: the bytes are already in
         self.transport = StringTransport()
         self.transport.write(data)
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+class ConfigurationTests(unittest.TestCase):
+    """The three settings: options, ``[server]`` keys, ``--print-config``, ``--help`` and the built server."""
+
+    def options(self, *args: str):
+        """``twist mockllm`` options parsed from ``args``."""
+        from mockllm import tap
+
+        options = tap.Options()
+        options.parseOptions(["--no-https", *args])
+        return options
+
+    def test_defaults_and_options(self) -> None:
+        """Defaults 60, 10 and 5 seconds; the options set decimal seconds; 0 is allowed."""
+        from mockllm import tap
+
+        server = tap.config_from_options(self.options()).server
+        self.assertEqual((server.idle_timeout_s, server.header_timeout_s, server.shutdown_grace_s), (60, 10, 5))
+        given = self.options("--idle-timeout-s", "0.5", "--header-timeout-s", "0", "--shutdown-grace-s", "12.5")
+        server = tap.config_from_options(given).server
+        self.assertEqual((server.idle_timeout_s, server.header_timeout_s, server.shutdown_grace_s), (0.5, 0, 12.5))
+
+    def test_bad_option_values(self) -> None:
+        """A negative, non-numeric, infinite or over-an-hour value is a usage error naming the option."""
+        from twisted.python import usage
+
+        for value in ("-1", "soon", "inf", "nan", "3601"):
+            with self.assertRaises(usage.UsageError) as caught:
+                self.options("--idle-timeout-s", value)
+            self.assertIn("--idle-timeout-s", str(caught.exception))
+
+    def test_toml_keys(self) -> None:
+        """``[server]`` takes the three keys; a bad value names the key and what was expected."""
+        from mockllm.config.toml import parse_config
+
+        server = parse_config({"server": {"idle_timeout_s": 2, "header_timeout_s": 0.25, "shutdown_grace_s": 0}}).server
+        self.assertEqual((server.idle_timeout_s, server.header_timeout_s, server.shutdown_grace_s), (2.0, 0.25, 0.0))
+        with self.assertRaises(ValueError) as caught:
+            parse_config({"server": {"shutdown_grace_s": "5"}})
+        self.assertIn("[server] shutdown_grace_s: expected a number from 0 to 3600", str(caught.exception))
+
+    def test_print_config_and_help(self) -> None:
+        """``--print-config`` shows each key with its default and meaning; ``--help`` lists each option."""
+        from mockllm import tap
+        from mockllm.config.describe import render
+
+        text = render()
+        for line in ("idle_timeout_s = 60.0", "header_timeout_s = 10.0", "shutdown_grace_s = 5.0"):
+            self.assertIn(line, text)
+        self.assertIn("# On SIGTERM, how long requests in flight may take to finish", text)
+        usage_text = " ".join(str(tap.Options()).split())
+        for option in ("--idle-timeout-s", "--header-timeout-s", "--shutdown-grace-s"):
+            self.assertIn(option, usage_text)
+        self.assertIn("(0: never)", usage_text)
+
+    def test_built_server_uses_them(self) -> None:
+        """:func:`mockllm.server.build` gives the site the timeouts and drains with the grace."""
+        from twisted.internet.task import Clock
+
+        from mockllm.http.connlimit import ConnectionLimit
+        from mockllm.http.listen import ListenerService
+        from mockllm.observe.journal import Journal
+        from mockllm.observe.metrics import Metrics
+        from mockllm.server import Listener, Observers, build, default_scenarios
+
+        config = Config(server=ServerConfig(idle_timeout_s=7, header_timeout_s=3, shutdown_grace_s=2))
+        clock = Clock()
+        observers = Observers(Journal(10), Metrics(()), console=False)
+        top, _ = build(config, clock, default_scenarios(config, clock), observers, None, [Listener("tcp:0", "t")])
+        listener = next(s for s in top if isinstance(s, ListenerService))
+        site = listener.factory.wrappedFactory
+        self.assertIsInstance(listener.factory, ConnectionLimit)
+        self.assertEqual((site.timeOut, site.header_timeout_s), (7, 3))
+        drains = [s for s in top if isinstance(s, GracefulStop)]
+        self.assertEqual([(d.connections, d.grace_s) for d in drains], [(site.connections, 2)])

@@ -10,7 +10,7 @@ When the server stops, the listeners stop accepting and :meth:`OpenConnections.d
 - closes at once every connection whose answer is only waiting past the grace period (a
   ``fail=timeout`` or ``fail=stall`` hold, a long ``delay=``): the grace would cut it anyway;
 - lets every other answer finish (then closes its connection), for up to ``grace_s`` seconds,
-  and then resets the connections still open.
+  and then aborts the connections still open (what they still had buffered is dropped).
 
 Its Deferred fires once every connection is gone, so the reactor (which waits for a
 service's ``stopService`` Deferred) exits only then: every exchange has ended and been
@@ -36,7 +36,7 @@ class Drainable(Protocol):
         """The server stops: close now if nothing would finish by ``deadline``, else after the answer."""
 
     def cut(self) -> None:
-        """The grace is over: reset the connection."""
+        """The grace is over: abort the connection (dropping what is still buffered)."""
 
 
 class OpenConnections:

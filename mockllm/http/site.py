@@ -148,7 +148,7 @@ class MockChannel(HTTPChannel):
             request.setHeader(b"connection", b"close")
 
     def cut(self) -> None:
-        """The grace is over: reset the connection."""
+        """The grace is over: abort the connection (dropping what is still buffered)."""
         self.transport.abortConnection()
 
     def connectionLost(self, reason: object) -> None:

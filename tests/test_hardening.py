@@ -40,7 +40,8 @@ CHAT = "/v1/chat/completions"
 class Connection(RawHTTP):
     """:class:`RawHTTP`'s reading helpers over one connection to a given site (timers on its clock)."""
 
-    def __init__(self, site: MockSite) -> None:  # noqa: D107 - RawHTTP builds its own site; this takes one
+    def __init__(self, site: MockSite) -> None:
+        # RawHTTP builds a site of its own (with no idle timeout); this connects to the one given.
         self.site = site
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
         self.protocol = site.buildProtocol(self.transport.getPeer())
@@ -59,6 +60,15 @@ class Connection(RawHTTP):
     def gone(self) -> None:
         """The closed transport is gone: the channel's ``connectionLost``, as a real transport calls it."""
         self.protocol.connectionLost(Failure(ConnectionDone("closed")))
+
+
+class Received(RawHTTP):
+    """:class:`RawHTTP`'s reading helpers over the bytes a real socket received."""
+
+    def __init__(self, data: bytes) -> None:
+        # No site to connect to: the response is already in.
+        self.transport = StringTransport()
+        self.transport.write(data)
 
 
 class Server:
@@ -111,7 +121,7 @@ def models_request() -> bytes:
     return b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
-def stream_events(conn: Connection) -> list[dict]:
+def stream_events(conn: RawHTTP) -> list[dict]:
     """The stream's chunks, each checked against the schema; asserts it ended with ``[DONE]``."""
     events = conn.events()
     assert events[-1] == "[DONE]", events[-3:]
@@ -494,7 +504,7 @@ class SocketTests(unittest.TestCase):
         client.transport.write(chat_request(stream=True))
         await self.until(lambda: client.data.endswith(b"0\r\n\r\n") or client.ended.called)
         self.assertGreater(reactor.seconds() - started, 3 * 0.3)
-        conn = RawHTTPBytes(client.data)
+        conn = Received(client.data)
         self.assertEqual(conn.status, 200)
         self.assertGreater(len(stream_events(conn)), 3)
         client.transport.loseConnection()
@@ -517,14 +527,6 @@ class SocketTests(unittest.TestCase):
         self.assertEqual(caught.exception.code, "request_header_fields_too_large")
         completion = await deferToThread(call, 60_000)
         self.assertEqual(completion.choices[0].message.role, "assistant")
-
-
-class RawHTTPBytes(Connection):
-    """:class:`RawHTTP`'s reading helpers over bytes a real socket received."""
-
-    def __init__(self, data: bytes) -> None:  # noqa: D107 - no site: the bytes are already in
-        self.transport = StringTransport()
-        self.transport.write(data)
 
 
 # --- configuration -----------------------------------------------------------------------

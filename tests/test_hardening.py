@@ -430,8 +430,8 @@ class Raw(Protocol):
         self.ended.callback(reactor.seconds())
 
 
-class SocketTests(unittest.TestCase):
-    """The timeouts and the 431 over real loopback sockets, with raw clients and the official SDK."""
+class SocketCase(unittest.TestCase):
+    """Base: a server on a loopback port and raw clients of it, all closed by the end of the test."""
 
     timeout = 30
 
@@ -468,6 +468,10 @@ class SocketTests(unittest.TestCase):
                 return
             await deferLater(reactor, 0.01, lambda: None)
         raise AssertionError("never happened")
+
+
+class SocketTests(SocketCase):
+    """The timeouts and the 431 over real loopback sockets, with raw clients and the official SDK."""
 
     async def test_idle_keep_alive_connection_gets_eof(self) -> None:
         """A kept-alive connection left idle gets a clean EOF after the idle timeout (0.5 s)."""
@@ -606,3 +610,37 @@ class ConfigurationTests(unittest.TestCase):
         self.assertEqual((site.timeOut, site.header_timeout_s), (7, 3))
         drains = [s for s in top if isinstance(s, GracefulStop)]
         self.assertEqual([(d.connections, d.grace_s) for d in drains], [(site.connections, 2)])
+
+
+class ProcessTests(SocketCase):
+    """The same limits on the real ``twist mockllm`` (behind its connection limit), set on the command line."""
+
+    timeout = 60
+
+    async def test_command_line_limits(self) -> None:
+        """``--idle-timeout-s 0.5 --header-timeout-s 0.5``: idle EOF, slowloris closed, 431 logged as refused."""
+        import os
+        from urllib.parse import urlsplit
+
+        from tests.processes import spawn
+
+        cwd = self.mktemp()
+        os.makedirs(cwd)
+        server = spawn(self, ["--no-https", "--http-port", "0", "--idle-timeout-s", "0.5", "--header-timeout-s", "0.5",
+                              "--request-log", "requests.jsonl"], cwd)
+        self.port = urlsplit(await server.ready).port
+        idle, slow, huge = await self.connect(), await self.connect(), await self.connect()
+        started = reactor.seconds()
+        idle.transport.write(models_request())
+        slow.transport.write(b"GET /v1/models HTTP/1.1\r\nHost: x")
+        huge.transport.write(chat_request(extra=padded_headers(MAX_HEADER_BYTES + 1)))
+        for client in (idle, slow, huge):
+            ended = await client.ended
+            self.assertLess(ended - started, 2.5)
+        self.assertIn(b'"object":"list"', idle.data.replace(b" ", b""))
+        self.assertEqual(slow.data, b"")
+        self.assertEqual(Received(huge.data).status, 431)
+        self.assertEqual(await server.stop(), 0)
+        with open(os.path.join(cwd, "requests.jsonl")) as f:
+            records = sorted((r["path"], r["status"], r["outcome"]) for r in map(json.loads, f))
+        self.assertEqual(records, [("/v1/chat/completions", 431, "refused"), ("/v1/models", 200, "completed")])

@@ -644,3 +644,36 @@ class ProcessTests(SocketCase):
         with open(os.path.join(cwd, "requests.jsonl")) as f:
             records = sorted((r["path"], r["status"], r["outcome"]) for r in map(json.loads, f))
         self.assertEqual(records, [("/v1/chat/completions", 431, "refused"), ("/v1/models", 200, "completed")])
+
+
+class HandshakeReportTests(unittest.TestCase):
+    """Closing an idle mTLS connection is not mistaken for the client refusing the server's certificate."""
+
+    def served(self, server: Server) -> tuple[object, StringTransport, list[tuple[bool, str]]]:
+        """A connection through the connection limit after a good TLS handshake, and the outcomes reported."""
+        from mockllm.http.connlimit import ConnectionLimit
+
+        seen: list[tuple[bool, str]] = []
+        limit = ConnectionLimit(server.site, 10, server.clock, server.app.record, lambda ok, why: seen.append((ok, why)))
+        served = limit.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        served.makeConnection(transport)
+        served.handshake(True, "ok", "CN=client")
+        return served, transport, seen
+
+    def test_idle_close_after_handshake_counts_as_accepted(self) -> None:
+        """A client idle after a good handshake, closed by the idle timeout, is counted accepted, not refused."""
+        server = Server()
+        served, transport, seen = self.served(server)
+        server.clock.advance(IDLE)
+        self.assertTrue(transport.disconnecting)
+        served.connectionLost(Failure(ConnectionDone("closed")))
+        self.assertEqual(seen, [(True, "ok")])
+        self.assertEqual(server.pending(), [])
+
+    def test_client_closing_after_handshake_still_refuses(self) -> None:
+        """A client that closes after the handshake without a request still counts as refusing it."""
+        server = Server()
+        served, _, seen = self.served(server)
+        served.connectionLost(Failure(ConnectionDone("closed")))
+        self.assertEqual(seen, [(False, "closed-without-request")])

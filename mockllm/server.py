@@ -4,7 +4,9 @@ Composition: the whole server built from a configuration, by constructor, in one
 :func:`listen_descriptions` turns the configuration's listeners (``[server] http_port`` and
 ``port``, ``[tls]``) into endpoint strings; :func:`build` makes the observers, the admin
 API, the app, the site and one listener service per endpoint, and returns them under one
-``MultiService``.  ``tap.makeService`` calls it with what the command line says.
+``MultiService``; stopping it stops the listeners and drains the site's open connections
+(:class:`~mockllm.http.drain.GracefulStop`).  ``tap.makeService`` calls it with what the
+command line says.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mockllm.behaviour.rules import RuleBook, RuleError
 from mockllm.behaviour.scenarios import ScenarioRunner, define, discover
 from mockllm.config import Config, ObserveConfig
 from mockllm.http.connlimit import ConnectionLimit
+from mockllm.http.drain import GracefulStop
 from mockllm.http.exchanges import Lifecycle, StoppingMarker
 from mockllm.http.listen import ListenerService, http_announcement
 from mockllm.http.routes import MockLLM, route_templates
@@ -141,8 +144,13 @@ def build(
         observers=observers.observers(), admin=admin, metrics=observers.metrics, lifecycle=lifecycle,
         rate_limits=rate_limits, rules=rules,
     )
-    site = MockSite(app.resource(), config.server.max_body_bytes, app.record, reactor)
-    factory = ConnectionLimit(site, config.server.max_connections, reactor, app.record, observers.metrics.handshake)
+    server = config.server
+    site = MockSite(
+        app.resource(), server.max_body_bytes, app.record, reactor, server.idle_timeout_s, server.header_timeout_s
+    )
+    # On stop, the listeners stop accepting while the open connections drain (up to the grace).
+    GracefulStop(site.connections, server.shutdown_grace_s).setServiceParent(top)
+    factory = ConnectionLimit(site, server.max_connections, reactor, app.record, observers.metrics.handshake)
     if observers.request_log is not None:
         observers.request_log.setServiceParent(top)
     announce_http = http_announcement(example_body(config))

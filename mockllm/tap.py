@@ -26,9 +26,10 @@ from mockllm.behaviour.rules import RuleError, parse_rules
 from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
 from mockllm.config import DEFAULT_MODELS, TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ResponsesConfig, ServerConfig, TLSConfig
 from mockllm.config import describe
-from mockllm.config.checks import MAX_MS, apply, one_of
+from mockllm.config.checks import MAX_MS, apply, one_of, seconds
 from mockllm.config.model import CLIENT_CERT_MODES
 from mockllm.config.toml import ConfigError, load_config
+from mockllm.http.drain import TermStops
 from mockllm.observe.output import adjust_twist_output
 from mockllm.server import Listener, Observers, build, listen_descriptions
 from mockllm.startup import StartFailed
@@ -72,6 +73,15 @@ def _positive_int(name: str, value: str, minimum: int = 1, maximum: int | None =
     if maximum is not None and number > maximum:
         raise usage.UsageError(f"--{name} must be at most {maximum}, not {number}")
     return number
+
+
+def _seconds(name: str, value: str) -> float:
+    """Coerce a seconds option: a number from 0 to an hour (:func:`mockllm.config.checks.seconds`)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise usage.UsageError(f"--{name} must be a number of seconds, not {value!r}") from None
+    return _checked(seconds(), number, f"--{name}")
 
 
 def _checked(check, value: object, option: str) -> object:
@@ -123,6 +133,15 @@ class Options(usage.Options):
         ["backlog", None, _SERVER.backlog, "listen(2) backlog for every listener.", lambda v: _positive_int("backlog", v)],
         ["max-body-bytes", None, _SERVER.max_body_bytes, "Largest request body accepted; larger get a 413.",
          lambda v: _positive_int("max-body-bytes", v)],
+        ["idle-timeout-s", None, _SERVER.idle_timeout_s,
+         "Close a keep-alive connection after this many seconds without a request (0: never).",
+         lambda v: _seconds("idle-timeout-s", v)],
+        ["header-timeout-s", None, _SERVER.header_timeout_s,
+         "Close a connection whose request headers take longer than this many seconds to arrive (0: never).",
+         lambda v: _seconds("header-timeout-s", v)],
+        ["shutdown-grace-s", None, _SERVER.shutdown_grace_s,
+         "On SIGTERM, seconds that requests in flight may take to finish (waiting answers end at once).",
+         lambda v: _seconds("shutdown-grace-s", v)],
         ["stream-interval-ms", None, None, f"Pause between streamed chunks in ms (default {_RESPONSES.stream_interval_ms}, at most {MAX_MS})."],
         ["timeout-ms", None, None, f"How long fail=timeout and fail=stall hold the connection, in ms (default {_RESPONSES.timeout_ms}, at most {MAX_MS})."],
         ["max-delay-ms", None, None, f"The largest delay a request may ask for, in ms (default {_RESPONSES.max_delay_ms}, at most {MAX_MS})."],
@@ -323,6 +342,9 @@ SERVER_OPTIONS = {
     "backlog": "backlog",
     "max-connections": "max_connections",
     "max-body-bytes": "max_body_bytes",
+    "idle-timeout-s": "idle_timeout_s",
+    "header-timeout-s": "header_timeout_s",
+    "shutdown-grace-s": "shutdown_grace_s",
 }
 #: Command-line option -> ``[responses]`` field it overrides.
 RESPONSES_OPTIONS = {
@@ -388,6 +410,7 @@ def makeService(options: Options) -> IService:
     for line in banner(options, config, scenarios, observe):
         _log.info("{line}", line=line)
     top, _ = build(config, reactor, scenarios, Observers.from_config(observe), access, serving, options["seed"])
+    TermStops(reactor, config.server.shutdown_grace_s).setServiceParent(top)
     return top
 
 

@@ -50,8 +50,8 @@ class ServerProcess(ProcessProtocol):
     def stop(self) -> Deferred[int]:
         """SIGTERM the server if it still runs; fires as :attr:`ended` does.
 
-        Twisted shuts down cleanly on SIGTERM and then re-raises it, so a clean
-        stop ends with ``-15`` after "Main loop terminated."
+        The server drains its connections (``--shutdown-grace-s``) and exits 0
+        (``mockllm.http.drain.TermStops``) after "Main loop terminated."
         """
         if not self.ended.called:
             self.transport.signalProcess("TERM")

@@ -211,7 +211,7 @@ class ProcessTests(unittest.TestCase):
         """After SIGTERM the file holds every request, the stream cut by the shutdown included (as such)."""
         cwd = self.mktemp()
         os.makedirs(cwd)
-        server = spawn(self, ["--no-https", "--http-port", "0", "--stream-interval-ms", "500",
+        server = spawn(self, ["--no-https", "--http-port", "0", "--stream-interval-ms", "500", "--shutdown-grace-s", "0",
                               "--request-log", "requests.jsonl"], cwd)
         url = await server.ready
         client = treq_client(self)

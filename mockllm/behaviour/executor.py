@@ -58,6 +58,7 @@ class Progress(Protocol):
     completion_tokens: int
     outcome: str | None
     response_body: bytes | None
+    waiting_until: float | None
 
 
 @implementer(IPushProducer)
@@ -107,6 +108,7 @@ class Executor:
         if step.seconds > 0:
             self._register()
             self._timer = self._clock.callLater(step.seconds, self._tick)
+            self._progress.waiting_until = self._clock.seconds() + step.seconds
 
     def _count(self, step: Count) -> None:
         self._progress.completion_tokens = step.completion_tokens
@@ -119,6 +121,7 @@ class Executor:
 
     def _tick(self) -> None:
         self._timer = None
+        self._progress.waiting_until = None
         if not self._paused:
             self._advance()
 

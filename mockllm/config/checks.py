@@ -82,6 +82,15 @@ def decimal(minimum: float | None = 0, maximum: float | None = None) -> Check:
     return check
 
 
+#: The longest duration any seconds setting may ask for (the same hour as :data:`MAX_MS`).
+MAX_SECONDS = MAX_MS // 1000
+
+
+def seconds() -> Check:
+    """A duration in seconds (a whole or decimal number), from 0 to :data:`MAX_SECONDS`, as a float."""
+    return decimal(0, MAX_SECONDS)
+
+
 def boolean() -> Check:
     """``true`` or ``false``."""
 

@@ -72,6 +72,12 @@ class ServerConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     #: API keys accepted in ``Authorization: Bearer``; empty: no key is checked.
     api_keys: tuple[str, ...] = ()
+    #: Close a keep-alive connection after this many seconds without a request (0: never); a request in flight stops the clock.
+    idle_timeout_s: float = 60.0
+    #: Close a connection whose request headers are not all in this many seconds after their first byte (0: never).
+    header_timeout_s: float = 10.0
+    #: On SIGTERM, how long requests in flight may take to finish, in seconds; answers only waiting are ended at once.
+    shutdown_grace_s: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import typing
 from dataclasses import fields, replace
 from typing import Any, Mapping
 
-from mockllm.config.checks import Check, apply, boolean, decimal, milliseconds, one_of, paths, text, texts, whole
+from mockllm.config.checks import Check, apply, boolean, decimal, milliseconds, one_of, paths, seconds, text, texts, whole
 from mockllm.config.model import (
     FALLBACK_LIMITS,
     TLS_FAULTS,
@@ -44,7 +44,8 @@ SECTIONS: dict[str, tuple[object, dict[str, Check]]] = {
     "server": (
         ServerConfig(),
         {"host": text(), "port": _PORT, "http_port": _PORT, "max_connections": whole(1), "backlog": whole(1),
-         "max_body_bytes": whole(1), "api_keys": texts(allow_empty=True)},
+ "max_body_bytes": whole(1), "api_keys": texts(allow_empty=True), "idle_timeout_s": seconds(),
+         "header_timeout_s": seconds(), "shutdown_grace_s": seconds()},
     ),
     "tls": (TLSConfig(), {"fault": one_of(TLS_FAULTS), "ca_cert_path": paths()}),
     "responses": (

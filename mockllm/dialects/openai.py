@@ -90,6 +90,7 @@ KNOWN_STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
     409: ("The request conflicted with another request.", "invalid_request_error", "conflict"),
     413: ("The request is too large.", "invalid_request_error", "request_too_large"),
     422: ("The request could not be processed.", "invalid_request_error", "unprocessable_entity"),
+    431: ("Request header fields too large.", "invalid_request_error", "request_header_fields_too_large"),
     429: ("Rate limit exceeded", "rate_limit_error", "rate_limit_exceeded"),
     500: ("Internal server error", "server_error", "internal_error"),
     502: ("Bad gateway.", "server_error", "bad_gateway"),
@@ -197,6 +198,14 @@ def incorrect_api_key(shown: str) -> APIError:
         "invalid_request_error",
         None,
         "invalid_api_key",
+
+
+def headers_too_large(max_bytes: int, max_headers: int) -> APIError:
+    """The 431 for a request-header block over ``max_bytes`` or with more than ``max_headers`` fields."""
+    return status_error(
+        431,
+        f"The request headers are larger than this server's limit of {max_bytes} bytes "
+        f"or {max_headers} header fields.",
     )
 
 

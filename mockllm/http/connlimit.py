@@ -96,7 +96,8 @@ REFUSALS = {
 @implementer(IHandshakeObserver)
 class Served(ProtocolWrapper):
     """One connection the limit lets through.  Over TLS it holds the handshake's success back
-    until the first request bytes: a client that closes before sending any refused the server."""
+    until the first request bytes: a client that closes before sending any refused the server
+    (one the server closes first, idle or at shutdown, did not)."""
 
     _handshake_pending = False
     _subject: str | None = None
@@ -111,10 +112,18 @@ class Served(ProtocolWrapper):
 
     def dataReceived(self, data: bytes) -> None:
         """Request bytes: a pending handshake counts as accepted."""
+        self._accept_pending()
+        super().dataReceived(data)
+
+    def loseConnection(self) -> None:
+        """The server closes (an idle timeout, a shutdown): the client did not refuse a pending handshake."""
+        self._accept_pending()
+        super().loseConnection()
+
+    def _accept_pending(self) -> None:
         if self._handshake_pending:
             self._handshake_pending = False
             self.factory.handshake(True, "ok", self.getPeer(), self._subject)
-        super().dataReceived(data)
 
     def connectionLost(self, reason: object) -> None:
         """Closed before any request after a successful handshake: the client refused it."""

@@ -55,6 +55,8 @@ class Exchange:
     first_byte_at: float | None = None
     first_token_at: float | None = None
     finished_at: float | None = None
+    #: While the answer waits (a delay, a hold, a pause between events): when it goes on; else ``None``.
+    waiting_until: float | None = None
 
 
 class ExchangeObserver(Protocol):

@@ -60,7 +60,7 @@ class Engine:
         if isinstance(fault, TimeoutFault):
             return (Wait(fault.hold), *error_script(dialect, dialect.fault_error(StatusFault(504))))
         rng = random.Random(plan.seed) if plan.seed is not None else self._rng
-        reply = self.reply(plan, request, rng)
+        reply = self.reply(plan, request, rng) if dialect.replies else Reply(())
         stamp = Stamp(dialect.new_id(self._ids), int(self._clock.seconds()))
         count = Count(reply.completion_tokens)
         if request.stream:

@@ -21,7 +21,11 @@ Headers = tuple[tuple[bytes, bytes], ...]
 class IDialect(Interface):
     """One API's wire format."""
 
-    kind = Attribute("The request model's ``kind`` this dialect makes (``chat``, ``text``).")
+    kind = Attribute("The request model's ``kind`` this dialect makes (``chat``, ``text``, ``responses``, ``embeddings``).")
+    replies = Attribute(
+        "Whether the answer is a reply the engine draws; ``False`` (embeddings): the dialect renders "
+        "from the request alone, and no reply is drawn or counted."
+    )
     content_type = Attribute("The ``content-type`` of a whole answer or an error (bytes).")
     stream_content_type = Attribute("The ``content-type`` of a streamed answer (bytes).")
     stream_headers = Attribute("Further headers of a streamed answer (:data:`Headers`).")
@@ -31,6 +35,10 @@ class IDialect(Interface):
 
         ``stream_override`` is the query's ``stream`` control (``None``: absent).
         """
+
+    def wrong_model(model):
+        """The real API's ``APIError`` for a served ``model`` of the wrong kind for this route (an
+        embedding model on chat, a chat model on embeddings), or ``None``: answer it."""
 
     def new_id(ids):
         """A fresh answer id from the ``random.Random`` ``ids``."""

@@ -14,16 +14,18 @@ import json
 from typing import Any, Iterator, Mapping
 
 from mockllm.behaviour.content import prompt_tokens
-from mockllm.behaviour.errors import invalid_request
+from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.reply import Choice, Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
+from mockllm.config.model import EMBEDDING_DIMENSIONS
 from mockllm.dialects.openai import (
     ROLES,
     OpenAIDialect,
     _check_common,
     _check_model,
     _wrong_type,
+    not_chat_model,
 )
 
 
@@ -112,6 +114,10 @@ class ChatCompletions(OpenAIDialect):
         texts = _message_texts(body.get("messages"))
         stream, include_usage = _check_common(body, stream_override)
         return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt_tokens(list(texts)))
+
+    def wrong_model(self, model: str) -> APIError | None:
+        """An embedding model is refused as the real API refuses it (404, not a chat model)."""
+        return not_chat_model(model) if model in EMBEDDING_DIMENSIONS else None
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """A ``chat.completion``."""

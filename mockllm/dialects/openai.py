@@ -137,6 +137,17 @@ def model_not_found(model: str, param: str | None) -> APIError:
     )
 
 
+def not_chat_model(model: str) -> APIError:
+    """The real API's 404 for a model that is not a chat model (an embedding model) on chat completions."""
+    return APIError(
+        404,
+        "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+        "Did you mean to use v1/completions?",
+        "invalid_request_error",
+        "model",
+    )
+
+
 def body_too_large(limit: int) -> APIError:
     """The 413 for a request body over ``--max-body-bytes``."""
     return status_error(
@@ -361,9 +372,13 @@ def usage(request: CompletionRequest, completion: int) -> dict[str, Any]:
     }
 
 
+#: Who owns a model, by id prefix, as the real model list says (others: ``openai``).
+_OWNERS = (("gpt-3.5", "openai-internal"), ("text-embedding-ada", "openai-internal"), ("text-embedding-3", "system"))
+
+
 def model_object(model_id: str) -> dict[str, Any]:
     """One ``model`` object."""
-    owner = "openai" if not model_id.startswith("gpt-3.5") else "openai-internal"
+    owner = next((who for prefix, who in _OWNERS if model_id.startswith(prefix)), "openai")
     return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": owner}
 
 
@@ -385,6 +400,8 @@ class OpenAIDialect:
     #: The ``object`` of each streamed event, and whether it carries ``service_tier``.
     chunk_object = ""
     chunk_service_tier = False
+    #: The answer is a reply the engine draws (embeddings: ``False``, answered from the request alone).
+    replies = True
     content_type = JSON
     stream_content_type = EVENT_STREAM
     stream_headers: Headers = ((b"cache-control", b"no-cache"),)
@@ -392,6 +409,10 @@ class OpenAIDialect:
     def parse(self, raw: bytes, stream_override: bool | None) -> CompletionRequest:
         """The request model of a body (``stream_override``: the query's ``stream``)."""
         return self.parse_body(parse_json_object(raw), stream_override)
+
+    def wrong_model(self, model: str) -> APIError | None:
+        """The real API's error for ``model`` on this route, if it is of the wrong kind (``None``: answer it)."""
+        return None
 
     def parse_body(self, body: Mapping[str, Any], stream_override: bool | None) -> CompletionRequest:
         """The request model of a decoded JSON object."""

@@ -124,6 +124,9 @@ class Completions:
         creq = dialect.parse(raw, parse_stream_flag(lookup("stream")))
         if creq.model not in self._models:
             raise model_not_found(creq.model, "model")
+        refusal = dialect.wrong_model(creq.model)
+        if refusal is not None:
+            raise refusal
         if creq.stream and not responses.streaming_enabled:
             raise invalid_request("Streaming is disabled on this server.", "stream", "unsupported_value")
         caller = Caller(

@@ -31,6 +31,7 @@ from mockllm.behaviour.steps import FINISH, Head, Write
 from mockllm.config import Config
 from mockllm.dialects.chat import ChatCompletions
 from mockllm.dialects.completions import TextCompletions
+from mockllm.dialects.embeddings import Embeddings
 from mockllm.dialects.openai import dumps, invalid_url, method_not_allowed, model_list, model_not_found, model_object, status_error
 from mockllm.http.completions import Completions, NoScenario, ScenarioChooser
 from mockllm.http.exchanges import Exchanges, Lifecycle
@@ -40,6 +41,7 @@ from mockllm.tls.identity import PeerIdentities
 
 CHAT = ChatCompletions()
 TEXT = TextCompletions()
+EMBEDDINGS = Embeddings()
 _HEALTHY = b'{"status":"healthy"}'
 
 
@@ -130,6 +132,11 @@ class MockLLM:
     def text_completions(self, request: IRequest) -> bytes | Deferred:
         """The legacy ``POST /v1/completions``, streamed or not."""
         return self.completions.answer(request, TEXT)
+
+    @app.route("/v1/embeddings", methods=["POST"])
+    def embeddings(self, request: IRequest) -> bytes | Deferred:
+        """``POST /v1/embeddings``: one vector per input, with the failure controls."""
+        return self.completions.answer(request, EMBEDDINGS)
 
     @app.route("/__admin/", branch=True, strict_slashes=False)
     def admin_api(self, request: IRequest) -> IResource:

@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator
 
 from twisted.internet.interfaces import IReactorTime
 
-from mockllm.behaviour.content import draw_reply
+from mockllm.behaviour.compose import compose
 from mockllm.behaviour.errors import APIError
 from mockllm.behaviour.plan import ChunkFault, Plan, StatusFault, StreamTiming, TimeoutFault
 from mockllm.behaviour.reply import Reply, Stamp
@@ -72,11 +72,12 @@ class Engine:
 
     @staticmethod
     def reply(plan: Plan, request: CompletionRequest, rng: random.Random) -> Reply:
-        """The plan's reply: its content (text or a whole reply), else one drawn with ``rng``."""
+        """The plan's whole :class:`Reply` as it is, else one composed for ``request`` with ``rng``
+        (around the plan's fixed text, if any, so ``n``, ``max_tokens`` and ``stop`` still apply)."""
         content = plan.content
         if isinstance(content, Reply):
             return content
-        return Reply.of_text(content if content is not None else draw_reply(rng, request.last_text))
+        return compose(request, rng, content)
 
 
 def error_script(dialect: IDialect, error: APIError) -> tuple[Step, ...]:

@@ -2,15 +2,16 @@
 The reply type: what the answer says, before any dialect renders it.
 
 A :class:`Reply` has one or more :class:`Choice` objects, each with its text as token-sized
-pieces (so a stream and ``usage`` agree), optional tool calls and a finish reason.  Today's
-single text reply is :meth:`Reply.of_text`.
+pieces (so a stream and ``usage`` agree), optional tool calls, the log probabilities of its
+pieces when the request asks for them (:class:`TokenLogprob`) and a finish reason.  A single
+text reply is :meth:`Reply.of_text`; :mod:`mockllm.behaviour.compose` makes the rest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mockllm.behaviour.content import tokenize
+from mockllm.behaviour.content import count_tokens, tokenize
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,29 @@ class ToolCall:
     #: The arguments as a JSON string, as the wire carries them.
     arguments: str
 
+    @property
+    def tokens(self) -> int:
+        """The completion tokens the call costs: its name's and its arguments'."""
+        return count_tokens(self.name) + count_tokens(self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """A token the model might have chosen at one position, and its log probability."""
+
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """The log probability of one piece of a choice's text, and the likeliest tokens there."""
+
+    token: str
+    logprob: float
+    #: The ``top_logprobs`` most likely tokens at this position, likeliest first.
+    top: tuple[Alternative, ...] = ()
+
 
 @dataclass(frozen=True, slots=True)
 class Choice:
@@ -32,11 +56,18 @@ class Choice:
     tool_calls: tuple[ToolCall, ...] = ()
     #: ``"stop"``, ``"length"``, ``"tool_calls"``, ...
     finish_reason: str = "stop"
+    #: One entry per piece when the request asks for ``logprobs``; ``None``: not asked for.
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
     @property
     def text(self) -> str:
         """The whole text."""
         return "".join(self.pieces)
+
+    @property
+    def tokens(self) -> int:
+        """The choice's completion tokens: its pieces and its tool calls."""
+        return len(self.pieces) + sum(call.tokens for call in self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +83,8 @@ class Reply:
 
     @property
     def completion_tokens(self) -> int:
-        """``usage.completion_tokens``: the pieces of every choice."""
-        return sum(len(choice.pieces) for choice in self.choices)
+        """``usage.completion_tokens``: the pieces and tool calls of every choice."""
+        return sum(choice.tokens for choice in self.choices)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,14 @@
 """
 The chat completions dialect: ``POST /v1/chat/completions``, whole or streamed.
 
-Parses ``messages`` (roles, text or content parts) into the request model and renders a
-:class:`~mockllm.behaviour.reply.Reply` as a ``chat.completion`` or as
-``chat.completion.chunk`` events: a role event per choice (a lead frame), content pieces,
-tool-call deltas, a finish event, the usage event when ``stream_options.include_usage``
-asks for it, then ``data: [DONE]``.
+Parses ``messages`` (roles, text or content parts) and the generation options
+(:mod:`.options`) into the request model and renders a :class:`~mockllm.behaviour.reply.Reply`
+as a ``chat.completion`` (every choice indexed, with its ``logprobs``) or as
+``chat.completion.chunk`` events: a role event per choice (a lead frame), then choice after
+choice its content pieces (each with its log probabilities) or its tool calls (an opening delta
+with ``index``, ``id``, ``type``, ``name`` and ``arguments: ""``, then argument fragments by
+``index``) and its finish event, the usage event when ``stream_options.include_usage`` asks for
+it, then ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator, Mapping
 
-from mockllm.behaviour.content import prompt_tokens
+from mockllm.behaviour.content import prompt_tokens, tokenize
 from mockllm.behaviour.errors import APIError, invalid_request
-from mockllm.behaviour.reply import Choice, Reply, Stamp
+from mockllm.behaviour.reply import Choice, Reply, Stamp, TokenLogprob, ToolCall
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
 from mockllm.config.model import EMBEDDING_DIMENSIONS
@@ -27,6 +30,10 @@ from mockllm.dialects.openai import (
     _wrong_type,
     not_chat_model,
 )
+from mockllm.dialects.options import chat_options, common_options, tool_tokens
+
+#: How many argument tokens each streamed tool-call fragment carries.
+FRAGMENT_TOKENS = 3
 
 
 def _content_text(content: object, param: str) -> str:
@@ -80,6 +87,42 @@ def _message_texts(messages: object) -> tuple[str, ...]:
     return tuple(texts)
 
 
+def _roles(messages: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The role of each (already checked) message."""
+    return tuple(message["role"] for message in messages)
+
+
+def _alternative(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def _token_logprob(entry: TokenLogprob) -> dict[str, Any]:
+    """One ``logprobs.content`` entry: the token, its log probability, bytes and ``top_logprobs``."""
+    top = [_alternative(alt.token, alt.logprob) for alt in entry.top]
+    return dict(_alternative(entry.token, entry.logprob), top_logprobs=top)
+
+
+def _logprobs(entries: tuple[TokenLogprob, ...] | None) -> dict[str, Any] | None:
+    """A choice's (or a chunk's) ``logprobs``: ``null`` unless the request asked for them."""
+    if entries is None:
+        return None
+    return {"content": [_token_logprob(entry) for entry in entries], "refusal": None}
+
+
+def fragments(arguments: str) -> list[str]:
+    """A call's arguments split as a stream sends them: a few tokens a fragment."""
+    pieces = tokenize(arguments)
+    return ["".join(pieces[at : at + FRAGMENT_TOKENS]) for at in range(0, len(pieces), FRAGMENT_TOKENS)]
+
+
+def _call_deltas(number: int, call: ToolCall) -> Iterator[dict[str, Any]]:
+    """The deltas of one streamed call: its opening (``arguments: ""``), then its fragments."""
+    opening = {"index": number, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+    yield {"tool_calls": [opening]}
+    for fragment in fragments(call.arguments):
+        yield {"tool_calls": [{"index": number, "function": {"arguments": fragment}}]}
+
+
 def _tool_calls(choice: Choice) -> list[dict[str, Any]]:
     return [
         {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
@@ -113,7 +156,9 @@ class ChatCompletions(OpenAIDialect):
         model = _check_model(body)
         texts = _message_texts(body.get("messages"))
         stream, include_usage = _check_common(body, stream_override)
-        return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt_tokens(list(texts)))
+        options = {**common_options(body), **chat_options(body, _roles(body["messages"]), texts)}
+        prompt = prompt_tokens(list(texts)) + tool_tokens(options["tools"])
+        return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt, **options)
 
     def wrong_model(self, model: str) -> APIError | None:
         """An embedding model is refused as the real API refuses it (404, not a chat model)."""
@@ -122,7 +167,7 @@ class ChatCompletions(OpenAIDialect):
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """A ``chat.completion``."""
         choices = [
-            {"index": i, "message": _message(choice), "logprobs": None, "finish_reason": choice.finish_reason}
+            {"index": i, "message": _message(choice), "logprobs": _logprobs(choice.logprobs), "finish_reason": choice.finish_reason}
             for i, choice in enumerate(reply.choices)
         ]
         return self.whole(request, reply, stamp, "chat.completion", choices)
@@ -130,20 +175,21 @@ class ChatCompletions(OpenAIDialect):
     def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
         """Role events (lead frames), content and tool-call deltas, then each choice's finish event."""
 
-        def event(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        def event(index: int, delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None) -> bytes:
+            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
             return self.chunk(request, head, [choice])
 
         for index, choice in enumerate(reply.choices):
             role = {"role": "assistant", "content": "" if choice.pieces or not choice.tool_calls else None, "refusal": None}
             yield Frame(event(index, role), lead=True)
         for index, choice in enumerate(reply.choices):
-            for piece in choice.pieces:
-                yield Frame(event(index, {"content": piece}))
+            entries = choice.logprobs
+            for at, piece in enumerate(choice.pieces):
+                logprobs = None if entries is None else _logprobs(entries[at : at + 1])
+                yield Frame(event(index, {"content": piece}, logprobs=logprobs))
             for number, call in enumerate(choice.tool_calls):
-                opening = {"index": number, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
-                yield Frame(event(index, {"tool_calls": [opening]}))
-                yield Frame(event(index, {"tool_calls": [{"index": number, "function": {"arguments": call.arguments}}]}))
+                for delta in _call_deltas(number, call):
+                    yield Frame(event(index, delta))
             yield Frame(event(index, {}, choice.finish_reason))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:

@@ -1,10 +1,12 @@
 """
 The legacy completions dialect: ``POST /v1/completions``, whole or streamed.
 
-Parses ``prompt`` (a string, strings or token arrays) into the request model and renders a
-:class:`~mockllm.behaviour.reply.Reply` as a ``text_completion`` or as ``text_completion``
-events: content pieces, a finish event, the usage event when asked for, then
-``data: [DONE]``.  There is no role event, so the first content piece waits the time to
+Parses ``prompt`` (a string, strings or token arrays) and the options the legacy API shares
+with chat (``n``, ``max_tokens``, ``stop``, ``seed``; ``logprobs`` as an integer) into the
+request model and renders a :class:`~mockllm.behaviour.reply.Reply` as a ``text_completion``
+(every choice indexed, ``logprobs`` in the legacy ``tokens``/``token_logprobs``/
+``top_logprobs``/``text_offset`` form) or as ``text_completion`` events: choice after choice its
+content pieces and a finish event, the usage event when asked for, then ``data: [DONE]``.  There is no role event, so the first content piece waits the time to
 first token.
 """
 
@@ -13,10 +15,11 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from mockllm.behaviour.content import count_tokens
-from mockllm.behaviour.reply import Reply, Stamp
+from mockllm.behaviour.reply import Reply, Stamp, TokenLogprob
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
 from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _wrong_type
+from mockllm.dialects.options import common_options, text_logprobs
 
 
 def _prompt_texts(prompt: object) -> tuple[str, ...]:
@@ -30,8 +33,24 @@ def _prompt_texts(prompt: object) -> tuple[str, ...]:
     raise _wrong_type("prompt", "a string or an array of strings or tokens", prompt)
 
 
-def _choice(index: int, text: str, finish_reason: str | None) -> dict[str, Any]:
-    return {"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}
+def _choice(index: int, text: str, finish_reason: str | None, logprobs: Any = None) -> dict[str, Any]:
+    return {"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish_reason}
+
+
+def _logprobs(entries: tuple[TokenLogprob, ...] | None, offset: int) -> dict[str, Any] | None:
+    """The legacy ``logprobs`` of ``entries``, whose text starts ``offset`` characters in."""
+    if entries is None:
+        return None
+    offsets = []
+    for entry in entries:
+        offsets.append(offset)
+        offset += len(entry.token)
+    return {
+        "tokens": [entry.token for entry in entries],
+        "token_logprobs": [entry.logprob for entry in entries],
+        "top_logprobs": [{alt.token: alt.logprob for alt in entry.top} for entry in entries],
+        "text_offset": offsets,
+    }
 
 
 class TextCompletions(OpenAIDialect):
@@ -47,18 +66,23 @@ class TextCompletions(OpenAIDialect):
         texts = _prompt_texts(body.get("prompt", ""))
         stream, include_usage = _check_common(body, stream_override)
         prompt = sum(count_tokens(text) for text in texts)
-        return CompletionRequest("text", model, stream, include_usage, texts, body, prompt)
+        options = {**common_options(body), **text_logprobs(body)}
+        return CompletionRequest("text", model, stream, include_usage, texts, body, prompt, **options)
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """A ``text_completion``."""
-        choices = [_choice(i, c.text, c.finish_reason) for i, c in enumerate(reply.choices)]
+        start = len(request.last_text)
+        choices = [_choice(i, c.text, c.finish_reason, _logprobs(c.logprobs, start)) for i, c in enumerate(reply.choices)]
         return self.whole(request, reply, stamp, "text_completion", choices)
 
     def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
         """Content pieces, then a finish event, for each choice (no lead frame)."""
         for index, choice in enumerate(reply.choices):
-            for piece in choice.pieces:
-                yield Frame(self.chunk(request, head, [_choice(index, piece, None)]))
+            offset = len(request.last_text)
+            for at, piece in enumerate(choice.pieces):
+                entries = None if choice.logprobs is None else choice.logprobs[at : at + 1]
+                yield Frame(self.chunk(request, head, [_choice(index, piece, None, _logprobs(entries, offset))]))
+                offset += len(piece)
             yield Frame(self.chunk(request, head, [_choice(index, "", choice.finish_reason)]))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:

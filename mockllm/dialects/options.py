@@ -1,0 +1,239 @@
+"""
+The generation options of chat and legacy text completions, checked the way the real API checks
+them and turned into the request model's fields.
+
+:func:`common_options` reads what both have (``n``, ``max_tokens``/``max_completion_tokens``,
+``stop``, ``seed``); :func:`chat_options` adds chat's ``logprobs``/``top_logprobs``, ``tools``,
+``tool_choice``, ``parallel_tool_calls`` and ``response_format``; :func:`text_logprobs` reads the
+legacy API's integer ``logprobs``.  Each returns keyword arguments of
+:class:`~mockllm.behaviour.request.CompletionRequest`; a bad value raises the real API's 400.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping
+
+from mockllm.behaviour.content import count_tokens
+from mockllm.behaviour.errors import APIError, invalid_request
+from mockllm.behaviour.request import Tool
+from mockllm.dialects.openai import _check_range, _wrong_type
+
+#: At most this many stop sequences, tools.
+MAX_STOP = 4
+MAX_TOOLS = 128
+#: What a function's (and a ``json_schema``'s) name may be.
+NAME_PATTERN = "^[a-zA-Z0-9_-]+$"
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_TOOL_CHOICES = ("none", "auto", "required")
+_FORMATS = ("text", "json_object", "json_schema")
+
+
+def _missing(param: str) -> APIError:
+    return invalid_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+
+
+def _bad_value(value: object, param: str, supported: tuple[str, ...]) -> APIError:
+    listed = ", ".join(f"'{s}'" for s in supported[:-1]) + f", and '{supported[-1]}'" if len(supported) > 1 else f"'{supported[0]}'"
+    return invalid_request(f"Invalid value: {json.dumps(value)}. Supported values are: {listed}.", param, "invalid_value")
+
+
+def _too_long(param: str, limit: int, length: int) -> APIError:
+    return invalid_request(
+        f"Invalid '{param}': array too long. Expected an array with maximum length {limit}, "
+        f"but got an array with length {length} instead.",
+        param,
+        "array_above_max_length",
+    )
+
+
+def _boolean(body: Mapping[str, Any], param: str, default: bool) -> bool:
+    """A boolean field; absent is ``default``, an explicit ``null`` is the real API's type error."""
+    if param not in body:
+        return default
+    value = body[param]
+    if not isinstance(value, bool):
+        raise _wrong_type(param, "a boolean", value)
+    return value
+
+
+def _object(value: object, param: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong_type(param, "an object", value)
+    return value
+
+
+def _name(value: object, param: str) -> str:
+    if value is None:
+        raise _missing(param)
+    if not isinstance(value, str):
+        raise _wrong_type(param, "a string", value)
+    if not _NAME.fullmatch(value):
+        raise invalid_request(
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+            f"pattern '{NAME_PATTERN}'.",
+            param,
+            "invalid_value",
+        )
+    return value
+
+
+def common_options(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``n``, ``max_tokens`` (``max_completion_tokens`` wins), ``stop`` and ``seed``.
+
+    Types and ranges of ``n`` and the token limits are already checked by ``_check_common``.
+    """
+    _check_range(body, "seed", -(2**63), 2**63 - 1, integer=True)
+    limit = body.get("max_completion_tokens")
+    return {
+        "n": body.get("n") or 1,
+        "max_tokens": limit if limit is not None else body.get("max_tokens"),
+        "stop": _stop(body.get("stop")),
+        "seed": body.get("seed"),
+    }
+
+
+def _stop(stop: object) -> tuple[str, ...]:
+    """The stop sequences: a string or up to :data:`MAX_STOP` strings (types checked before)."""
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,) if stop else ()
+    if len(stop) > MAX_STOP:
+        raise _too_long("stop", MAX_STOP, len(stop))
+    return tuple(s for s in stop if s)
+
+
+def chat_options(body: Mapping[str, Any], roles: tuple[str, ...], texts: tuple[str, ...]) -> dict[str, Any]:
+    """Chat's options: log probabilities, tools and the response format (``roles``/``texts`` are
+    the messages', for ``after_tool`` and the ``json_object`` check)."""
+    tools = _tools(body.get("tools"))
+    choice, forced = _tool_choice(body.get("tool_choice"), tools)
+    return {
+        **_logprobs(body),
+        "tools": tools,
+        "tool_choice": choice,
+        "forced_tool": forced,
+        "parallel_tool_calls": _boolean(body, "parallel_tool_calls", True),
+        **_response_format(body.get("response_format"), texts),
+        "after_tool": bool(roles) and roles[-1] in ("tool", "function"),
+    }
+
+
+def _logprobs(body: Mapping[str, Any]) -> dict[str, Any]:
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise _wrong_type("logprobs", "a boolean", logprobs)
+    _check_range(body, "top_logprobs", 0, 20, integer=True)
+    top = body.get("top_logprobs")
+    if top is not None and not logprobs:
+        raise invalid_request(
+            "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.", "top_logprobs"
+        )
+    return {"logprobs": bool(logprobs), "top_logprobs": top or 0}
+
+
+def text_logprobs(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The legacy API's ``logprobs``: an integer 0..5, how many likeliest tokens to list."""
+    _check_range(body, "logprobs", 0, 5, integer=True)
+    top = body.get("logprobs")
+    return {"logprobs": top is not None, "top_logprobs": top or 0}
+
+
+def _tools(tools: object) -> tuple[Tool, ...]:
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise _wrong_type("tools", "an array", tools)
+    if len(tools) > MAX_TOOLS:
+        raise _too_long("tools", MAX_TOOLS, len(tools))
+    return tuple(_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools))
+
+
+def _tool(tool: object, param: str) -> Tool:
+    """One ``{"type": "function", "function": {name, description, parameters, strict}}``."""
+    tool = _object(tool, param)
+    kind = tool.get("type")
+    if kind is None:
+        raise _missing(f"{param}.type")
+    if kind != "function":
+        raise _bad_value(kind, f"{param}.type", ("function",))
+    function = tool.get("function")
+    if function is None:
+        raise _missing(f"{param}.function")
+    function = _object(function, f"{param}.function")
+    name = _name(function.get("name"), f"{param}.function.name")
+    description = function.get("description", "")
+    if not isinstance(description, str):
+        raise _wrong_type(f"{param}.function.description", "a string", description)
+    parameters = function.get("parameters", {})
+    _object(parameters, f"{param}.function.parameters")
+    strict = _boolean(function, "strict", False) if function.get("strict") is not None else False
+    return Tool(name, description, parameters, strict)
+
+
+def _tool_choice(choice: object, tools: tuple[Tool, ...]) -> tuple[str, str | None]:
+    """``(tool_choice, forced_tool)``: a mode, or ``"function"`` and the function it names."""
+    if choice is None:
+        return "auto", None
+    if not tools:
+        raise invalid_request(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+            "tool_choice",
+        )
+    if isinstance(choice, str):
+        if choice not in _TOOL_CHOICES:
+            raise _bad_value(choice, "tool_choice", _TOOL_CHOICES)
+        return choice, None
+    choice = _object(choice, "tool_choice")
+    if choice.get("type") != "function":
+        raise _bad_value(choice.get("type"), "tool_choice.type", ("function",))
+    function = choice.get("function")
+    if function is None:
+        raise _missing("tool_choice.function")
+    name = _name(_object(function, "tool_choice.function").get("name"), "tool_choice.function.name")
+    if name not in {tool.name for tool in tools}:
+        raise invalid_request(
+            f"Invalid value for 'tool_choice': function '{name}' is not one of the functions in 'tools'.",
+            "tool_choice",
+            "invalid_value",
+        )
+    return "function", name
+
+
+def _response_format(value: object, texts: tuple[str, ...]) -> dict[str, Any]:
+    """``output_format``, ``output_schema`` and ``output_schema_name`` of ``response_format``."""
+    if value is None:
+        return {}
+    value = _object(value, "response_format")
+    kind = value.get("type")
+    if kind is None:
+        raise _missing("response_format.type")
+    if kind not in _FORMATS:
+        raise _bad_value(kind, "response_format.type", _FORMATS)
+    if kind == "json_object" and not any("json" in text.lower() for text in texts):
+        raise invalid_request(
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+            "messages",
+        )
+    if kind != "json_schema":
+        return {"output_format": kind}
+    spec = value.get("json_schema")
+    if spec is None:
+        raise _missing("response_format.json_schema")
+    spec = _object(spec, "response_format.json_schema")
+    name = _name(spec.get("name"), "response_format.json_schema.name")
+    schema = spec.get("schema", {})
+    _object(schema, "response_format.json_schema.schema")
+    if spec.get("strict") is not None:
+        _boolean(spec, "strict", False)
+    return {"output_format": kind, "output_schema": schema, "output_schema_name": name}
+
+
+def tool_tokens(tools: tuple[Tool, ...]) -> int:
+    """The prompt tokens of the tool definitions: each function's name, description and schema."""
+    return sum(
+        count_tokens(tool.name) + count_tokens(tool.description) + count_tokens(json.dumps(tool.parameters)) + 8
+        for tool in tools
+    )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import openai
+from pydantic import BaseModel
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
@@ -287,6 +289,58 @@ class InMemoryTests(unittest.TestCase):
         self.assertEqual(self.error({"model": "nope", "input": "x"}, 404)["code"], "model_not_found")
 
 
+class ComposedTests(unittest.TestCase):
+    """The reply composed for the request (no scenario): tools, limits and formats act on it."""
+
+    def setUp(self) -> None:
+        self.app, self.clock = make_app()
+
+    def create(self, **body) -> dict:
+        """A successful whole answer, validated."""
+        conn = RawHTTP(self.app).send("POST", PATH, dict({"model": MODEL}, **body))
+        self.assertEqual(conn.status, 200, conn.body)
+        return validate("Response", conn.json())
+
+    def test_required_tool(self) -> None:
+        """``tool_choice: "required"`` calls a function whose arguments validate against its ``parameters``;
+        the follow-up with the call's output is answered with text."""
+        body = self.create(input="Hello", tools=[WEATHER], tool_choice="required")
+        (call,) = body["output"]
+        self.assertEqual((call["type"], call["name"]), ("function_call", "get_weather"))
+        self.assertTrue(call["call_id"].startswith("call_"))
+        jsonschema.validate(json.loads(call["arguments"]), WEATHER["parameters"])
+        follow_up = [{"role": "user", "content": "Hello"},
+                     {"type": "function_call", "call_id": call["call_id"], "name": call["name"],
+                      "arguments": call["arguments"]},
+                     {"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}]
+        answer = self.create(input=follow_up, tools=[WEATHER])
+        self.assertEqual([i["type"] for i in answer["output"]], ["message"])
+
+    def test_named_tool_and_none(self) -> None:
+        """A named function is the one called; ``tool_choice: "none"`` answers with text."""
+        other = dict(WEATHER, name="get_time", description="The time")
+        body = self.create(input="Hello", tools=[WEATHER, other], tool_choice={"type": "function", "name": "get_time"})
+        self.assertEqual([i.get("name") for i in body["output"]], ["get_time"])
+        self.assertEqual(body["tool_choice"], {"type": "function", "name": "get_time"})
+        body = self.create(input="What is the weather in Paris?", tools=[WEATHER], tool_choice="none")
+        self.assertEqual([i["type"] for i in body["output"]], ["message"])
+
+    def test_max_output_tokens(self) -> None:
+        """``max_output_tokens`` cuts the text: ``incomplete`` for ``max_output_tokens``, no more tokens than asked."""
+        body = self.create(input="Hello", max_output_tokens=16)
+        self.assertEqual((body["status"], body["incomplete_details"]), ("incomplete", {"reason": "max_output_tokens"}))
+        self.assertEqual(body["usage"]["output_tokens"], 16)
+
+    def test_json_schema(self) -> None:
+        """``text.format`` of type ``json_schema``: the text is JSON valid against the schema."""
+        schema = {"type": "object", "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
+                  "required": ["city", "degrees"], "additionalProperties": False}
+        body = self.create(input="Weather?", text={"format": {"type": "json_schema", "name": "w", "schema": schema,
+                                                              "strict": True}})
+        jsonschema.validate(json.loads(body["output"][0]["content"][0]["text"]), schema)
+        self.assertEqual(body["text"]["format"]["name"], "w")
+
+
 class StreamErrorTests(unittest.TestCase):
     """``Responses.stream_error``: the in-band error of a 200 stream."""
 
@@ -378,6 +432,29 @@ class SDKTests(unittest.TestCase):
                      {"type": "function_call_output", "call_id": call.call_id, "output": '{"sky": "sunny"}'}]
         answer = await deferToThread(client.responses.create, model=MODEL, input=follow_up, tools=[WEATHER])
         self.assertEqual(answer.output_text, "It is sunny in Paris.")
+
+    async def test_composed_tool_call_and_parse(self) -> None:
+        """Without a scenario: a required tool is called (streamed too) with arguments valid for its
+        schema, and ``responses.parse(text_format=...)`` gets an instance of the model."""
+        client = self.serve()
+        first = await deferToThread(client.responses.create, model=MODEL, input="Hi", tools=[WEATHER],
+                                    tool_choice="required")
+        jsonschema.validate(json.loads(first.output[0].arguments), WEATHER["parameters"])
+
+        def streamed():
+            with client.responses.stream(model=MODEL, input="Hi", tools=[WEATHER], tool_choice="required") as stream:
+                return stream.get_final_response()
+
+        final = await deferToThread(streamed)
+        self.assertEqual(final.output[0].type, "function_call")
+        jsonschema.validate(json.loads(final.output[0].arguments), WEATHER["parameters"])
+
+        class Weather(BaseModel):
+            city: str
+            degrees: int
+
+        parsed = await deferToThread(client.responses.parse, model=MODEL, input="Weather?", text_format=Weather)
+        self.assertIsInstance(parsed.output_parsed, Weather)
 
     async def test_failures(self) -> None:
         """``?fail=429`` raises RateLimitError; ``fail_chunk`` breaks the SDK's stream mid-way; a bad

@@ -24,34 +24,25 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import random
 from typing import Any, Callable, Iterator, Mapping
 
-from mockllm.behaviour.content import count_tokens, prompt_tokens, tokenize
+from mockllm.behaviour.content import prompt_tokens, tokenize
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.reply import Choice, Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest, Tool
 from mockllm.behaviour.steps import Frame
 from mockllm.config.model import EMBEDDING_DIMENSIONS
 from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _check_range, _wrong_type, dumps
+from mockllm.dialects.options import MAX_TOOLS, _bad_value, _boolean, _missing, _name, _object, _too_long, tool_tokens
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")
 TOOL_CHOICES = ("none", "auto", "required")
-#: ``text.format`` types and the request model's output format for each.
-_FORMATS = {"text": "text", "json_object": "json_object", "json_schema": "json_schema"}
+#: ``text.format`` types (the request model's output formats).
+_FORMATS = ("text", "json_object", "json_schema")
 #: The ``code`` values a failed response's ``error`` may carry (others are reported as ``server_error``).
 RESPONSE_ERROR_CODES = ("server_error", "rate_limit_exceeded", "invalid_prompt")
 _MIN_OUTPUT_TOKENS = 16
-
-
-def _missing(param: str) -> APIError:
-    return invalid_request(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
-
-
-def _invalid_value(param: str, value: object, supported: tuple[str, ...]) -> APIError:
-    names = ", ".join(f"'{s}'" for s in supported[:-1]) + f", and '{supported[-1]}'"
-    return invalid_request(f"Invalid value: {json.dumps(value)}. Supported values are: {names}.", param, "invalid_value")
 
 
 # --- the request ------------------------------------------------------------------------------
@@ -89,7 +80,7 @@ def _item_text(item: Mapping[str, Any], param: str) -> str | None:
         if role is None:
             raise _missing(f"{param}.role")
         if role not in INPUT_ROLES:
-            raise _invalid_value(f"{param}.role", role, INPUT_ROLES)
+            raise _bad_value(role, f"{param}.role", INPUT_ROLES)
         if "content" not in item:
             raise _missing(f"{param}.content")
         return _parts_text(item["content"], f"{param}.content")
@@ -131,21 +122,23 @@ def parse_tools(value: object) -> tuple[Tool, ...]:
         return ()
     if not isinstance(value, list):
         raise _wrong_type("tools", "an array", value)
-    tools = []
-    for i, tool in enumerate(value):
-        param = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise _wrong_type(param, "an object", tool)
-        kind = _required_string(tool, "type", param)
-        if kind != "function":
-            continue
-        name = _required_string(tool, "name", param)
-        parameters = tool.get("parameters") or {}
-        if not isinstance(parameters, dict):
-            raise _wrong_type(f"{param}.parameters", "an object", parameters)
-        strict = tool.get("strict", True)
-        tools.append(Tool(name, tool.get("description") or "", parameters, strict is not False))
-    return tuple(tools)
+    if len(value) > MAX_TOOLS:
+        raise _too_long("tools", MAX_TOOLS, len(value))
+    tools = (_function(_object(tool, f"tools[{i}]"), f"tools[{i}]") for i, tool in enumerate(value))
+    return tuple(tool for tool in tools if tool is not None)
+
+
+def _function(tool: Mapping[str, Any], param: str) -> Tool | None:
+    """A flat function tool (``strict`` is true unless it says otherwise); ``None`` for another type."""
+    if _required_string(tool, "type", param) != "function":
+        return None
+    name = _name(tool.get("name"), f"{param}.name")
+    description = tool.get("description") or ""
+    if not isinstance(description, str):
+        raise _wrong_type(f"{param}.description", "a string", description)
+    parameters = _object(tool.get("parameters") or {}, f"{param}.parameters")
+    strict = _boolean(tool, "strict", True) if tool.get("strict") is not None else True
+    return Tool(name, description, parameters, strict)
 
 
 def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> tuple[str, str | None]:
@@ -154,7 +147,7 @@ def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> tuple[str, str 
         return "auto", None
     if isinstance(value, str):
         if value not in TOOL_CHOICES:
-            raise _invalid_value("tool_choice", value, TOOL_CHOICES)
+            raise _bad_value(value, "tool_choice", TOOL_CHOICES)
         return value, None
     if not isinstance(value, dict):
         raise _wrong_type("tool_choice", "one of a string or object", value)
@@ -166,34 +159,27 @@ def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> tuple[str, str 
     return "function", name
 
 
-def _output_format(body: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | None, str | None]:
-    """``text.format``'s type, schema and name."""
+def _output_format(body: Mapping[str, Any], texts: tuple[str, ...]) -> dict[str, Any]:
+    """``output_format``, ``output_schema`` and ``output_schema_name`` of ``text.format``."""
     text = body.get("text")
     if text is None:
-        return "text", None, None
-    if not isinstance(text, dict):
-        raise _wrong_type("text", "an object", text)
-    fmt = text.get("format") or {"type": "text"}
-    if not isinstance(fmt, dict):
-        raise _wrong_type("text.format", "an object", fmt)
+        return {}
+    fmt = _object(_object(text, "text").get("format") or {"type": "text"}, "text.format")
     kind = fmt.get("type")
     if kind not in _FORMATS:
-        raise _invalid_value("text.format.type", kind, tuple(_FORMATS))
+        raise _bad_value(kind, "text.format.type", _FORMATS)
+    if kind == "json_object" and not any("json" in text.lower() for text in texts):
+        raise invalid_request(
+            "Response input messages must contain the word 'json' in some form to use 'text.format' of type 'json_object'.",
+            "input",
+        )
     if kind != "json_schema":
-        return _FORMATS[kind], None, None
+        return {"output_format": kind}
     schema = fmt.get("schema")
-    if not isinstance(schema, dict):
-        raise _missing("text.format.schema") if schema is None else _wrong_type("text.format.schema", "an object", schema)
-    return "json_schema", schema, _required_string(fmt, "name", "text.format")
-
-
-def _flag(body: Mapping[str, Any], param: str) -> bool:
-    value = body.get(param, True)
-    if value is None:
-        return True
-    if not isinstance(value, bool):
-        raise _wrong_type(param, "a boolean", value)
-    return value
+    if schema is None:
+        raise _missing("text.format.schema")
+    schema = _object(schema, "text.format.schema")
+    return {"output_format": kind, "output_schema": schema, "output_schema_name": _name(fmt.get("name"), "text.format.name")}
 
 
 def _instructions(body: Mapping[str, Any]) -> tuple[str, ...]:
@@ -332,13 +318,11 @@ class Responses(OpenAIDialect):
         _check_range(body, "max_output_tokens", _MIN_OUTPUT_TOKENS, 1_000_000, integer=True)
         tools = parse_tools(body.get("tools"))
         tool_choice, forced = parse_tool_choice(body.get("tool_choice"), tools)
-        output_format, schema, schema_name = _output_format(body)
-        tool_tokens = count_tokens(json.dumps(body["tools"])) if tools else 0
         return CompletionRequest(
-            "responses", model, stream, False, texts, body, prompt_tokens(list(texts)) + tool_tokens,
+            "responses", model, stream, False, texts, body, prompt_tokens(list(texts)) + tool_tokens(tools),
             max_tokens=body.get("max_output_tokens"), tools=tools, tool_choice=tool_choice, forced_tool=forced,
-            parallel_tool_calls=_flag(body, "parallel_tool_calls"), output_format=output_format,
-            output_schema=schema, output_schema_name=schema_name, after_tool=after_tool,
+            parallel_tool_calls=_boolean(body, "parallel_tool_calls", True), after_tool=after_tool,
+            **_output_format(body, texts),
         )
 
     def wrong_model(self, model: str) -> APIError | None:

@@ -1,8 +1,10 @@
 """
 Request controls: the seed's failure controls, read from the query string or ``X-Mock-*`` headers.
 
-:func:`parse_controls` makes the request's own plan layer (``delay``, ``fail``,
-``fail_chunk``, ``retry_after``); :class:`ControlLookup` finds a control by name, the query
+:func:`parse_controls` makes the request's own plan layer (``delay``, ``drip_ms``, ``fail``,
+``fail_chunk``, ``fail_mode``, ``fail_status``, and the retry hints ``retry_after``,
+``should_retry``, ``retry_after_format``) from any lookup of control names, so response rules
+get every fault from it too; :class:`ControlLookup` finds a control by name, the query
 string first.  Every problem raises a 400 :class:`~mockllm.behaviour.errors.APIError` whose
 ``param`` names the control.  Controls are read from the query string only, never from a
 form-encoded body.
@@ -11,12 +13,26 @@ form-encoded body.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs
 
 from mockllm.behaviour.errors import invalid_request
-from mockllm.behaviour.plan import NO_FAULT, ChunkFault, Fault, PlanPart, StatusFault, TimeoutFault
+from mockllm.behaviour.plan import (
+    NO_FAULT,
+    RETRY_AFTER_FORMATS,
+    ChunkFault,
+    CloseFault,
+    ErrorEventFault,
+    Fault,
+    MalformedFault,
+    PlanPart,
+    ResetFault,
+    StallFault,
+    StatusFault,
+    TimeoutFault,
+)
 from mockllm.config.checks import ascii_whole
+from mockllm.config.model import DEFAULT_FAIL_STATUS
 
 Lookup = Callable[[str], "str | None"]
 
@@ -72,24 +88,72 @@ def _whole_ms(name: str, text: str, cap: int) -> int:
     return value
 
 
+#: ``fail=`` words and the fault each makes, before any byte (``timeout_s`` is ``--timeout-ms``).
+_FAIL_WORDS: dict[str, Callable[[float], Fault]] = {
+    "timeout": TimeoutFault,
+    "none": lambda timeout_s: NO_FAULT,
+    "reset": lambda timeout_s: ResetFault(),
+    "close": lambda timeout_s: CloseFault(),
+    "stall": StallFault,
+    "malformed": lambda timeout_s: MalformedFault(),
+}
+
+#: ``fail_mode=`` values: what happens at stream event ``at`` (``fail_chunk``).
+_FAIL_MODES: dict[str, Callable[[int, int, float], Fault]] = {
+    "malformed": lambda at, status, timeout_s: ChunkFault(at),
+    "error": lambda at, status, timeout_s: ErrorEventFault(at, status),
+    "close": lambda at, status, timeout_s: CloseFault(at),
+    "reset": lambda at, status, timeout_s: ResetFault(at),
+    "stall": lambda at, status, timeout_s: StallFault(timeout_s, at),
+}
+
+
+def _status(text: str) -> int | None:
+    """``text`` as an HTTP error status 400-599, or ``None``."""
+    status = ascii_whole(text, 3)
+    return status if status is not None and 400 <= status <= 599 else None
+
+
 def parse_fail(text: str, timeout_s: float) -> Fault:
-    """Turn a ``fail`` value into a fault: an HTTP status 400-599, ``timeout`` or ``none``."""
+    """Turn a ``fail`` value into a fault: an HTTP status 400-599 or one of :data:`_FAIL_WORDS`."""
     lowered = text.strip().lower()
-    if lowered == "timeout":
-        return TimeoutFault(timeout_s)
-    if lowered == "none":
-        return NO_FAULT
-    status = ascii_whole(lowered, 3)
-    if status is not None and 400 <= status <= 599:
+    if lowered in _FAIL_WORDS:
+        return _FAIL_WORDS[lowered](timeout_s)
+    status = _status(lowered)
+    if status is not None:
         return StatusFault(status)
+    words = ", ".join(f"'{word}'" for word in _FAIL_WORDS)
     raise invalid_request(
-        f"Unknown fail type: {text!r}. Use an HTTP status from 400 to 599, 'timeout' or 'none'.",
+        f"Unknown fail type: {text!r}. Use an HTTP status from 400 to 599 or one of {words}.",
         "fail",
         "invalid_value",
     )
 
 
-def _parse_fail_chunk(text: str) -> ChunkFault:
+def _choice(name: str, text: str, choices: Iterable[str]) -> str:
+    """``text`` (case-insensitive) if it is one of ``choices``, or a 400 naming ``name``."""
+    lowered = text.strip().lower()
+    if lowered not in choices:
+        listed = ", ".join(f"'{choice}'" for choice in choices)
+        raise invalid_request(f"Invalid '{name}': expected one of {listed}, got {text!r}.", name, "invalid_value")
+    return lowered
+
+
+def _parse_fail_status(text: str | None) -> int:
+    """``fail_status``: the status of an in-band stream error (default :data:`DEFAULT_FAIL_STATUS`)."""
+    if text is None:
+        return DEFAULT_FAIL_STATUS
+    status = _status(text.strip())
+    if status is None:
+        raise invalid_request(
+            f"Invalid 'fail_status': expected an HTTP status from 400 to 599, got {text!r}.",
+            "fail_status",
+            "invalid_value",
+        )
+    return status
+
+
+def _parse_fail_chunk(text: str) -> int:
     chunk = ascii_whole(text.strip(), 9)
     if chunk is None or chunk < 1:
         raise invalid_request(
@@ -97,7 +161,30 @@ def _parse_fail_chunk(text: str) -> ChunkFault:
             "fail_chunk",
             "invalid_value",
         )
-    return ChunkFault(chunk)
+    return chunk
+
+
+def _chunk_fault(lookup: Lookup, timeout_s: float) -> Fault | None:
+    """The fault at stream event ``fail_chunk``, of kind ``fail_mode`` (checked even without ``fail_chunk``)."""
+    chunk_text, mode_text = lookup("fail_chunk"), lookup("fail_mode")
+    mode = "malformed" if mode_text is None else _choice("fail_mode", mode_text, _FAIL_MODES)
+    status = _parse_fail_status(lookup("fail_status"))
+    if chunk_text is None:
+        return None
+    return _FAIL_MODES[mode](_parse_fail_chunk(chunk_text), status, timeout_s)
+
+
+def _retry_hints(lookup: Lookup, max_delay_ms: int) -> dict[str, Any]:
+    """``retry_after``, ``should_retry`` and ``retry_after_format``, as :class:`StatusFault` fields."""
+    hints: dict[str, Any] = {}
+    retry_text, should_text, format_text = lookup("retry_after"), lookup("should_retry"), lookup("retry_after_format")
+    if retry_text is not None:
+        hints["retry_after"] = _whole_ms("retry_after", retry_text, max_delay_ms) / 1000
+    if should_text is not None:
+        hints["should_retry"] = _choice("should_retry", should_text, ("true", "false")) == "true"
+    if format_text is not None:
+        hints["retry_after_format"] = _choice("retry_after_format", format_text, RETRY_AFTER_FORMATS)
+    return hints
 
 
 def parse_stream_flag(text: str | None) -> bool | None:
@@ -113,21 +200,23 @@ def parse_stream_flag(text: str | None) -> bool | None:
 
 
 def _request_fault(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> Fault | None:
-    """The fault the request asks for itself: ``fail`` (with ``retry_after``), else ``fail_chunk``."""
-    fail_text, chunk_text, retry_text = lookup("fail"), lookup("fail_chunk"), lookup("retry_after")
+    """The fault the request asks for itself: ``fail`` (with its retry hints), else ``fail_chunk``."""
+    fail_text = lookup("fail")
     fault = None if fail_text is None else parse_fail(fail_text, timeout_s)
-    retry_ms = None if retry_text is None else _whole_ms("retry_after", retry_text, max_delay_ms)
-    if chunk_text is not None:
-        chunk_fault = _parse_fail_chunk(chunk_text)
-        if fault is None or fault is NO_FAULT:  # fail=none masks the scenario's fault, not this one
-            fault = chunk_fault
-    if retry_ms is not None and isinstance(fault, StatusFault):
-        fault = replace(fault, retry_after=retry_ms / 1000)
+    hints = _retry_hints(lookup, max_delay_ms)
+    chunk_fault = _chunk_fault(lookup, timeout_s)
+    if chunk_fault is not None and (fault is None or fault is NO_FAULT):
+        fault = chunk_fault  # fail=none masks the scenario's fault, not this one
+    if hints and isinstance(fault, StatusFault):
+        fault = replace(fault, **hints)
     return fault
 
 
 def parse_controls(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> PlanPart:
-    """The request's own plan layer from ``delay``, ``fail``, ``fail_chunk`` and ``retry_after``."""
-    delay_text = lookup("delay")
+    """The request's own plan layer from ``delay``, ``drip_ms``, ``fail`` and the fault controls
+    (``fail_chunk``, ``fail_mode``, ``fail_status``, ``retry_after``, ``should_retry``,
+    ``retry_after_format``); see ``docs/api.md``."""
+    delay_text, drip_text = lookup("delay"), lookup("drip_ms")
     delay = None if delay_text is None else _whole_ms("delay", delay_text, max_delay_ms) / 1000
-    return PlanPart(delay=delay, fault=_request_fault(lookup, max_delay_ms, timeout_s))
+    drip = None if drip_text is None else _whole_ms("drip_ms", drip_text, max_delay_ms) / 1000
+    return PlanPart(delay=delay, fault=_request_fault(lookup, max_delay_ms, timeout_s), drip=drip)

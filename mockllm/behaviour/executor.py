@@ -5,7 +5,9 @@ The executor: runs one answer's script of steps on a request, on the injected cl
 stream holds one rendered event, not the whole reply), writes bytes, waits on the clock,
 holds back while the transport is paused, and ends the answer as the script says: normally
 (the Deferred from :meth:`Executor.run` fires and Klein finishes the request), by closing the
-connection (FIN) or by resetting it (RST).  It registers itself as the request's producer
+connection (FIN) or by resetting it (RST).  A reset after bytes went out first waits (on the
+clock, polling every :data:`FLUSH_POLL_S` for at most :data:`FLUSH_LIMIT_S`) until they have left
+the machine, since an abort drops whatever is still buffered.  It registers itself as the request's producer
 only once the script waits or streams, and unregisters before the answer ends.  Cancelling
 the Deferred (Klein does so when the client goes away) cancels the pending timer and
 unregisters the producer; the request is never finished after a disconnect.
@@ -36,9 +38,13 @@ from mockllm.behaviour.steps import (
     Write,
     reason_phrase,
 )
-from mockllm.transport import handle_under
+from mockllm.transport import handle_under, unsent_bytes
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+#: How often a reset checks whether the bytes already written have left, in seconds.
+FLUSH_POLL_S = 0.005
+#: The longest a reset waits for them (a client that reads nothing would hold it forever).
+FLUSH_LIMIT_S = 2.0
 
 
 class Progress(Protocol):
@@ -79,6 +85,8 @@ class Executor:
         self._done: Deferred[bytes] | None = None
         #: The script reached ``Finish`` (not ``Close``/``Abort``, which leave the end to Klein's cancel).
         self._finished = False
+        #: When a pending reset started waiting for the written bytes to leave.
+        self._flush_since: float | None = None
 
     def run(self) -> bytes | Deferred[bytes]:
         """Start; ``b""`` if the whole script ran at once, else a Deferred firing when the answer ends."""
@@ -137,7 +145,7 @@ class Executor:
     def _event(self, step: Event) -> None:
         self._register()
         progress = self._progress
-        progress.events_sent += 1
+        progress.events_sent += step.counted
         if step.first_token and progress.first_token_at is None:
             progress.first_token_at = self._clock.seconds()
         self._request.write(step.data)
@@ -158,15 +166,34 @@ class Executor:
 
     def _drop(self, step: Close | Abort) -> None:
         """End by closing (FIN) or resetting (RST) the connection; Klein then cancels the Deferred."""
-        self._end(step.outcome)
         transport = self._request.channel.transport
         if isinstance(step, Close):
+            self._end(step.outcome)
             transport.loseConnection()
             return
+        if self._flushing(transport):
+            self._register()
+            self._timer = self._clock.callLater(FLUSH_POLL_S, self._flushed, step)
+            return
+        self._end(step.outcome)
         sock = handle_under(transport, socket.socket)
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
         transport.abortConnection()
+
+    def _flushing(self, transport: object) -> bool:
+        """Whether a reset must wait: bytes written are still on their way (and not for too long yet)."""
+        if self._progress.first_byte_at is None or not unsent_bytes(transport):
+            return False
+        now = self._clock.seconds()
+        if self._flush_since is None:
+            self._flush_since = now
+        return now - self._flush_since < FLUSH_LIMIT_S
+
+    def _flushed(self, step: Abort) -> None:
+        """Poll again for the bytes a pending reset waits on."""
+        self._timer = None
+        self._drop(step)
 
     def _cancel(self, _: Deferred) -> None:
         """The client went away: drop the timer and the producer registration."""

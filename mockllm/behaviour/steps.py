@@ -15,6 +15,8 @@ from http import HTTPStatus
 
 #: The outcome of an answer a fault cut short (``Finish(CUT)``).
 CUT = "cut-by-fault"
+#: The outcome of an answer that stalled until its hold ran out (``Close(STALLED)``).
+STALLED = "stalled"
 
 #: ``(name, value)`` byte pairs.
 HeaderPairs = tuple[tuple[bytes, bytes], ...]
@@ -52,6 +54,8 @@ class Event:
     data: bytes
     #: The first event carrying content: its time is the exchange's time to first token.
     first_token: bool = False
+    #: Counted in ``events_sent`` (``False`` for the later pieces of a dripped event).
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "gpt-4", *EMBEDDING_
 TLS_FAULTS: tuple[str, ...] = ("expired-server-cert", "wrong-host", "untrusted-server-cert")
 #: The ``--client-cert`` / ``require_client_cert`` modes.
 CLIENT_CERT_MODES: tuple[str, ...] = ("required", "optional")
+#: The status whose type/code an in-band stream error carries when ``fail_status`` is not given.
+DEFAULT_FAIL_STATUS = 500
 
 
 @dataclass(frozen=True)

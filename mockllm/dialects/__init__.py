@@ -52,8 +52,9 @@ class IDialect(Interface):
     def error(error):
         """``(headers, body)``: the error envelope of an ``APIError`` and its headers."""
 
-    def fault_error(fault):
-        """The ``APIError`` a ``StatusFault`` answers with."""
+    def fault_error(fault, now=None):
+        """The ``APIError`` a ``StatusFault`` answers with (``now``: the server clock's time, for
+        retry headers that name a date)."""
 
     def render(request, reply, stamp):
         """The whole (non-streamed) answer of ``reply`` as bytes."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from base64 import b64encode
+from email.utils import formatdate
 from typing import Any, Iterator, Mapping
 
 from zope.interface import implementer
@@ -186,6 +188,35 @@ def rate_limit_headers(
 def _duration(seconds: float) -> str:
     """A reset time as OpenAI writes it: ``1s``, ``0.25s``."""
     return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+#: The retry headers ``retry_after_format`` chooses among.
+_RETRY_AFTER_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def _retry_after(format_: str, wait_s: float, now: float) -> tuple[tuple[str, str], ...]:
+    """The one retry header of ``format_`` (``seconds``, ``ms``, ``date``; ``none``: nothing) telling ``wait_s``."""
+    if format_ == "seconds":
+        return (("retry-after", str(max(1, math.ceil(round(wait_s, 6))))),)
+    if format_ == "ms":
+        return (("retry-after-ms", str(math.ceil(round(wait_s * 1000, 6)))),)
+    if format_ == "date":
+        return (("retry-after", formatdate(math.ceil(now + wait_s), usegmt=True)),)
+    return ()
+
+
+def retry_hints(
+    headers: tuple[tuple[str, str], ...], fault: StatusFault, wait_s: float | None, now: float
+) -> tuple[tuple[str, str], ...]:
+    """``headers`` with ``fault``'s retry hints: only the retry header its ``retry_after_format``
+    names (telling ``wait_s``, if there is a wait to tell), and ``x-should-retry``."""
+    if fault.retry_after_format is not None:
+        kept = tuple(pair for pair in headers if pair[0] not in _RETRY_AFTER_HEADERS)
+        told = _retry_after(fault.retry_after_format, wait_s, now) if wait_s is not None else ()
+        headers = (*told, *kept)
+    if fault.should_retry is not None:
+        headers = (*headers, ("x-should-retry", "true" if fault.should_retry else "false"))
+    return headers
 
 
 def error_headers(error: APIError) -> tuple[tuple[str, str], ...]:
@@ -435,12 +466,21 @@ class OpenAIDialect:
         headers = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in error_headers(error))
         return headers, dumps(error.body())
 
-    def fault_error(self, fault: StatusFault) -> APIError:
-        """The error a status fault answers with; ``retry_after`` sets the rate-limit headers."""
+    def fault_error(self, fault: StatusFault, now: float | None = None) -> APIError:
+        """The error a status fault answers with; ``retry_after`` sets the rate-limit headers (a 429
+        tells 1 s without it), then the retry hints apply (:func:`retry_hints`; ``now``, the
+        server's time, dates a ``retry-after`` HTTP-date)."""
+        wait = fault.retry_after if fault.retry_after is not None else 1.0 if fault.status == 429 else None
         headers = fault.headers
-        if not headers and fault.retry_after is not None:
-            headers = rate_limit_headers(fault.retry_after)
+        if not headers and wait is not None:
+            headers = rate_limit_headers(wait)
+        headers = retry_hints(headers, fault, wait, time.time() if now is None else now)
         return status_error(fault.status, fault.message, headers)
+
+    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError) -> bytes:
+        """The in-band error event ending a 200 stream: ``data: {"error": {message, type, param, code}}``
+        (the official SDK raises ``APIError`` when it reads it)."""
+        return data_event(error.body())
 
     def stream(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
         """The stream's frames (see :meth:`frames`), the usage event if asked for, then ``data: [DONE]``."""

@@ -22,7 +22,7 @@ from mockllm.behaviour.controls import ControlLookup, parse_controls, parse_stre
 from mockllm.behaviour.engine import Engine, error_script
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.executor import Executor
-from mockllm.behaviour.plan import NO_FAULT, ChunkFault, PlanPart, StreamTiming, resolve
+from mockllm.behaviour.plan import PlanPart, StreamTiming, fitting, resolve
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Step
 from mockllm.config import Config
@@ -100,9 +100,8 @@ class Completions:
         except APIError as error:
             return self.fail(request, ex, dialect, error)
         plan = resolve(controls, scenario_part, self._config_layer)
-        if isinstance(plan.fault, ChunkFault) and not creq.stream:
-            plan = replace(plan, fault=NO_FAULT)  # nothing to cut: record no fault
-        ex.fault = plan.fault_name
+        plan = replace(plan, fault=fitting(plan.fault, creq.stream))  # a stream fault without a stream: none
+        ex.fault, ex.fault_at = plan.fault_name, plan.fault_at
         return self.run(request, ex, dialect, self._engine.script(dialect, creq, plan))
 
     def fail(self, request: IRequest, ex: Exchange, dialect: IDialect, error: APIError) -> bytes | Deferred:

@@ -42,6 +42,8 @@ class Exchange:
     key: str = ""
     scenario: str | None = None
     fault: str | None = None
+    #: The stream event the fault acts at (1-based; 0: before any event), or ``None`` without a fault.
+    fault_at: int | None = None
     #: Why the request was refused (a validation message), if it was.
     error: str | None = None
     status: int | None = None

@@ -73,6 +73,10 @@ class Metrics:
             "mockllm_tokens_sent", "Completion tokens of answers delivered in full, by route.",
             ["route"], registry=registry,
         )
+        self.faults = Counter(
+            "mockllm_faults", "Requests a fault acted on, by fault and outcome (reset, closed, stalled, cut-by-fault, ...).",
+            ["fault", "outcome"], registry=registry,
+        )
         self.handshakes = Counter(
             "mockllm_tls_handshakes", "TLS handshakes, by result (accepted or refused) and reason.",
             ["result", "reason"], registry=registry,
@@ -106,6 +110,8 @@ class Metrics:
         route = self.route_of(exchange.path)
         status = str(exchange.status) if exchange.status is not None else "none"
         self._child(self.requests, route, status, exchange.scenario or "none", exchange.fault or "none").inc()
+        if exchange.fault is not None:
+            self._child(self.faults, exchange.fault, exchange.outcome or "none").inc()
         if exchange.finished_at is not None:
             self._child(self.duration, route).observe(exchange.finished_at - exchange.started)
         if exchange.first_token_at is not None:

@@ -86,6 +86,7 @@ def exchange_record(ex: Exchange, body_cap: int = BODY_CAP) -> Record:
         "query": ex.query,
         "scenario": ex.scenario,
         "fault": ex.fault,
+        "fault_at": ex.fault_at,
         "error": ex.error,
         "status": ex.status,
         "outcome": ex.outcome,

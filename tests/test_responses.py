@@ -251,6 +251,20 @@ class InMemoryTests(unittest.TestCase):
         self.assertTrue(conn.complete)
         self.assertEqual(self.finished[-1].outcome, "cut-by-fault")
 
+    def test_fail_mode_error(self) -> None:
+        """``fail_chunk=5&fail_mode=error``: four events, then an ``error`` event with the status's code and
+        ``response.failed``, numbered on (4, 5); the 200 stream then ends properly."""
+        conn = self.post({"model": MODEL, "stream": True, "input": "x"}, "?fail_chunk=5&fail_mode=error&fail_status=429")
+        self.clock.pump([0.05] * 400)
+        self.assertEqual(conn.status, 200)
+        self.assertTrue(conn.complete)
+        events = checked(conn.body, self)
+        self.assertEqual([n for n, _ in events], TEXT_EVENTS[:4] + ["error", "response.failed"])
+        self.assertEqual(events[4][1]["code"], "rate_limit_exceeded")
+        failed = events[5][1]["response"]
+        self.assertEqual((failed["status"], failed["error"]["code"]), ("failed", "rate_limit_exceeded"))
+        self.assertEqual(failed["id"], events[0][1]["response"]["id"])
+
     def test_failure_controls(self) -> None:
         """``fail=429`` is the usual rate-limit error in the ``{"error": ...}`` envelope; ``delay`` waits."""
         conn = self.post({"model": MODEL, "input": "x"}, "?fail=429")
@@ -472,3 +486,24 @@ class SDKTests(unittest.TestCase):
         self.assertNotIsInstance(caught.exception, openai.APIStatusError)
         with self.assertRaises(openai.BadRequestError):
             await deferToThread(client.responses.create, model=MODEL, input="x", max_output_tokens=1)
+
+    async def test_in_band_error(self) -> None:
+        """``fail_mode=error``: the SDK's stream yields the ``error`` and ``response.failed`` events (their
+        message is the status's), and ``get_final_response()`` has no completed response to give."""
+        client = self.serve()
+
+        def consume():
+            query = {"fail_chunk": "4", "fail_mode": "error", "fail_status": "500"}
+            with client.responses.stream(model=MODEL, input="x", extra_query=query) as stream:
+                events = list(stream)
+                try:
+                    stream.get_final_response()
+                except RuntimeError as error:
+                    return events, error
+                return events, None
+
+        events, error = await deferToThread(consume)
+        self.assertEqual([e.type for e in events][-2:], ["error", "response.failed"])
+        self.assertEqual(events[-2].message, "Internal server error")
+        self.assertEqual(events[-1].response.status, "failed")
+        self.assertIsInstance(error, RuntimeError)

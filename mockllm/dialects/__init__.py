@@ -65,7 +65,8 @@ class IDialect(Interface):
     def broken(request, stamp):
         """A malformed event (the ``fail_chunk`` fault) as bytes."""
 
-    def stream_error(request, stamp, error):
+    def stream_error(request, stamp, error, sent=0):
         """The in-band error event(s) ending a 200 stream (``fail_mode=error``) for the
         ``APIError`` ``error``, as bytes: chat and text completions send
-        ``data: {"error": {...}}``, the Responses API an ``error`` event and ``response.failed``."""
+        ``data: {"error": {...}}``, the Responses API an ``error`` event and ``response.failed``
+        (numbered on from ``sent``, the events the stream has already sent)."""

@@ -185,6 +185,6 @@ class Embeddings(OpenAIDialect):
         """Never called: ``fail_chunk`` has no stream to break here."""
         return b""
 
-    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError) -> bytes:
+    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError, sent: int = 0) -> bytes:
         """Never called: there is no stream to carry an in-band error."""
         return b""

@@ -477,9 +477,9 @@ class OpenAIDialect:
         headers = retry_hints(headers, fault, wait, time.time() if now is None else now)
         return status_error(fault.status, fault.message, headers)
 
-    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError) -> bytes:
+    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError, sent: int = 0) -> bytes:
         """The in-band error event ending a 200 stream: ``data: {"error": {message, type, param, code}}``
-        (the official SDK raises ``APIError`` when it reads it)."""
+        (the official SDK raises ``APIError`` when it reads it); it carries no number, so ``sent`` is unused."""
         return data_event(error.body())
 
     def stream(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:

@@ -388,11 +388,11 @@ class Responses(OpenAIDialect):
                        "content_index": 0, "delta": "...", "logprobs": [], "sequence_number": 4})
         return b"event: response.output_text.delta\ndata: " + whole[: len(whole) // 2] + b"\n\n"
 
-    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError, sequence_number: int = 0) -> bytes:
-        """An ``error`` event for ``error``, then ``response.failed`` carrying it (numbered from
-        ``sequence_number``: how many events the stream had sent)."""
+    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError, sent: int = 0) -> bytes:
+        """An ``error`` event for ``error``, then ``response.failed`` carrying it, numbered on from
+        ``sent`` (the events the stream has already sent)."""
         failed_error = {"code": error.code if error.code in RESPONSE_ERROR_CODES else "server_error", "message": error.message}
         failed = response_object(request, stamp, "failed", [], None, failed_error)
         return named_event(
-            "error", {"code": error.code, "message": error.message, "param": error.param, "sequence_number": sequence_number}
-        ) + named_event("response.failed", {"response": failed, "sequence_number": sequence_number + 1})
+            "error", {"code": error.code, "message": error.message, "param": error.param, "sequence_number": sent}
+        ) + named_event("response.failed", {"response": failed, "sequence_number": sent + 1})

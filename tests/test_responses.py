@@ -291,6 +291,10 @@ class InMemoryTests(unittest.TestCase):
             ({"model": MODEL, "input": "x", "stream": "yes"}, "stream", "invalid_type"),
             ({"model": MODEL, "input": "x", "instructions": 1}, "instructions", "invalid_type"),
             ({"model": MODEL, "input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type", "invalid_value"),
+            ({"model": MODEL, "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}},
+             "text.format.name", "missing_required_parameter"),
+            ({"model": MODEL, "input": "x", "text": {"format": {"type": "json_object"}}}, "input", None),
+            ({"model": MODEL, "input": "x", "tools": [{"name": "f"}]}, "tools[0].type", "missing_required_parameter"),
         ]
         for body, param, code in cases:
             error = self.error(body)

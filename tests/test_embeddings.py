@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from array import array
 
 import openai
@@ -97,6 +98,27 @@ class InMemoryTests(unittest.TestCase):
         scale = math.hypot(*full[:256])
         for a, b in zip(short, full):
             self.assertAlmostEqual(a, b / scale, places=5)
+
+    def test_odd_and_tiny_dimensions(self) -> None:
+        """Odd and tiny lengths (1, 3, 257) are unit vectors too, the same in both encodings."""
+        for dimensions in (1, 3, 257):
+            plain = self.embed(input="odd", dimensions=dimensions)["data"][0]["embedding"]
+            encoded = self.embed(input="odd", dimensions=dimensions, encoding_format="base64")["data"][0]["embedding"]
+            self.assertEqual(len(plain), dimensions)
+            self.assertAlmostEqual(math.hypot(*plain), 1.0, places=5)
+            self.assertEqual(floats(encoded), plain)
+
+    def test_largest_request_is_quick(self) -> None:
+        """2048 inputs of 3072 components (130 MB of JSON) are answered without holding the reactor for seconds."""
+        inputs = [f"text {i}" for i in range(2048)]
+        started = time.perf_counter()
+        conn = self.post({"model": "text-embedding-3-large", "input": inputs})
+        elapsed = time.perf_counter() - started
+        self.assertEqual(conn.status, 200)
+        self.assertLess(elapsed, 3.0)
+        self.assertTrue(conn.complete)
+        self.assertIn(b'"index":2047,', conn.body[-80_000:])
+        self.assertIn(b'"model":"text-embedding-3-large","usage":{"prompt_tokens":', conn.body[-200:])
 
     def test_base64_is_the_float_vector(self) -> None:
         """``base64`` carries the very float32 values ``float`` sends, little-endian."""

@@ -3,10 +3,10 @@ The embeddings dialect: ``POST /v1/embeddings``, never streamed.
 
 Parses ``input`` (a string, strings, a token array or token arrays), ``dimensions`` and
 ``encoding_format`` the way the real API checks them, and answers a ``list`` of ``embedding``
-objects.  Each vector is derived from a hash of its input alone (SHAKE-256, read as signed
-32-bit integers and scaled to unit length), so the same input always gets the same vector and
-different inputs different ones; ``dimensions`` keeps the first components and scales them back
-to unit length, as the ``text-embedding-3`` models shorten theirs.  ``base64`` is the vector's
+objects.  Each vector is derived from a hash of its input alone (SHAKE-256, one byte picking
+the angle of each pair of components; see :class:`Palette`), so the same input always gets the
+same vector and different inputs different ones; ``dimensions`` keeps the first components and
+scales them back to unit length, as the ``text-embedding-3`` models shorten theirs.  ``base64`` is the vector's
 little-endian float32 bytes, what the official SDK asks for and decodes by default; ``float`` is
 the same float32 values as JSON numbers.  No reply is drawn (:attr:`Embeddings.replies` is
 false): the vectors come from the request alone.
@@ -20,6 +20,8 @@ import math
 import sys
 from array import array
 from base64 import b64encode
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 from mockllm.behaviour.content import count_tokens
@@ -33,6 +35,8 @@ from mockllm.dialects.openai import OpenAIDialect, _check_model, _check_range, _
 #: The most inputs one request may embed.
 MAX_INPUTS = 2048
 ENCODING_FORMATS = ("float", "base64")
+#: How many angles a pair of components may point at (one hash byte picks one).
+ANGLES = 256
 #: The models whose vectors may be shortened with ``dimensions``.
 _SHORTENABLE = ("text-embedding-3-small", "text-embedding-3-large")
 _INVALID_INPUT = "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
@@ -111,31 +115,78 @@ def _seed(item: Input) -> bytes:
     return b"tokens\0" + array("q", item).tobytes()
 
 
-def vector(item: Input, length: int) -> array:
-    """The unit-length float32 vector of ``item`` with ``length`` components.
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """The component values of unit vectors of one length, as float32 bytes and as JSON text.
 
-    SHAKE-256 is an extendable-output hash, so a shorter vector's components are the first ones of
-    the longer one before scaling: shortening keeps the direction's prefix, as ``dimensions`` does.
+    Components come in pairs ``scale * (cos t, sin t)`` for one of :data:`ANGLES` angles ``t``, with
+    ``scale = sqrt(2 / length)``: every pair has the same norm, so a vector of ``length / 2`` pairs
+    has length 1 whatever the angles (an odd length ends with ``+-sqrt(1 / length)``).  A vector is
+    then one table look-up per hash byte, done in C, with no arithmetic per component.
     """
-    raw = array("i", hashlib.shake_256(_seed(item)).digest(4 * length))
+
+    #: Per angle: the pair as little-endian float32 bytes, and as JSON numbers (``"a,b"``).
+    packed: tuple[bytes, ...]
+    texts: tuple[str, ...]
+    #: The odd last component, positive and negative: bytes and JSON.
+    last_packed: tuple[bytes, bytes]
+    last_texts: tuple[str, str]
+
+
+@lru_cache(maxsize=64)
+def palette(length: int) -> Palette:
+    """The :class:`Palette` of vectors with ``length`` components."""
+    scale, last = math.sqrt(2 / length), math.sqrt(1 / length)
+    angles = [2 * math.pi * (k + 0.5) / ANGLES for k in range(ANGLES)]
+    pairs = array("f", [v for t in angles for v in (scale * math.cos(t), scale * math.sin(t))])
+    ends = array("f", [last, -last])
+    values, end_values = pairs.tolist(), ends.tolist()
     if not _LITTLE_ENDIAN:
-        raw.byteswap()
-    norm = math.hypot(*raw) or 1.0
-    return array("f", [x / norm for x in raw])
+        pairs.byteswap()
+        ends.byteswap()
+    raw, end_raw = pairs.tobytes(), ends.tobytes()
+    return Palette(
+        tuple(raw[8 * k: 8 * k + 8] for k in range(ANGLES)),
+        tuple(f"{values[2 * k]!r},{values[2 * k + 1]!r}" for k in range(ANGLES)),
+        (end_raw[:4], end_raw[4:]),
+        (repr(end_values[0]), repr(end_values[1])),
+    )
+
+
+def _angles(item: Input, length: int) -> bytes:
+    """One hash byte per pair of components, and one more for an odd last component's sign.
+
+    SHAKE-256 is an extendable-output hash: a shorter vector's bytes are the first ones of the
+    longer vector's, so shortening with ``dimensions`` keeps the direction of the first components.
+    """
+    return hashlib.shake_256(_seed(item)).digest(length // 2 + 1)
+
+
+def vector_bytes(item: Input, length: int) -> bytes:
+    """The unit-length vector of ``item`` with ``length`` components, as little-endian float32 bytes."""
+    angles, table = _angles(item, length), palette(length)
+    pairs = b"".join(map(table.packed.__getitem__, angles[: length // 2]))
+    return pairs + table.last_packed[angles[-1] & 1] if length % 2 else pairs
+
+
+def vector_json(item: Input, length: int) -> str:
+    """The same vector as a JSON array of numbers (the very float32 values of :func:`vector_bytes`)."""
+    angles, table = _angles(item, length), palette(length)
+    parts = list(map(table.texts.__getitem__, angles[: length // 2]))
+    if length % 2:
+        parts.append(table.last_texts[angles[-1] & 1])
+    return "[" + ",".join(parts) + "]"
 
 
 def _tokens(item: Input) -> int:
     return len(item) if isinstance(item, tuple) else count_tokens(item)
 
 
-def _encoded(values: array, encoding: str) -> list[float] | str:
-    """A vector as ``float`` (JSON numbers) or ``base64`` (little-endian float32 bytes)."""
+def _encoded(item: Input, length: int, encoding: str) -> bytes:
+    """A vector as ``float`` (a JSON array) or ``base64`` (a JSON string of its float32 bytes)."""
     if encoding == "float":
-        return values.tolist()
-    if not _LITTLE_ENDIAN:
-        values = array("f", values)
-        values.byteswap()
-    return b64encode(values.tobytes()).decode("ascii")
+        return vector_json(item, length).encode("ascii")
+    return b'"' + b64encode(vector_bytes(item, length)) + b'"'
 
 
 class Embeddings(OpenAIDialect):
@@ -164,18 +215,21 @@ class Embeddings(OpenAIDialect):
         return ""
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
-        """The ``list`` of ``embedding`` objects, one per input in order, and the usage."""
+        """The ``list`` of ``embedding`` objects, one per input in order, and the usage.
+
+        The vectors' JSON is spliced in as made, not re-encoded: a request of 2048 inputs of 3072
+        components answers in a fraction of a second.
+        """
         body = request.body
         length = _dimensions(body, request.model) or EMBEDDING_DIMENSIONS[request.model]
         encoding = _encoding_format(body)
-        data = [
-            {"object": "embedding", "index": index, "embedding": _encoded(vector(item, length), encoding)}
+        data = b",".join(
+            b'{"object":"embedding","index":%d,"embedding":%s}' % (index, _encoded(item, length, encoding))
             for index, item in enumerate(parse_inputs(body.get("input")))
-        ]
-        tokens = request.prompt_tokens
-        return dumps(
-            {"object": "list", "data": data, "model": request.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         )
+        tokens = request.prompt_tokens
+        usage = dumps({"prompt_tokens": tokens, "total_tokens": tokens})
+        return b'{"object":"list","data":[' + data + b'],"model":' + dumps(request.model) + b',"usage":' + usage + b"}"
 
     def stream(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
         """Never called: an embeddings request does not stream."""

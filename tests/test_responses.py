@@ -301,10 +301,13 @@ class InMemoryTests(unittest.TestCase):
             self.assertEqual((error["param"], error["code"]), (param, code), body)
 
     def test_models_of_the_wrong_kind(self) -> None:
-        """An embedding model is the real "not found" 400; an unknown model the usual 404."""
+        """An embedding model is the real "was not found" 400; an unknown model the Responses API's own
+        "does not exist" 400 (not chat's 404)."""
         error = self.error({"model": "text-embedding-3-small", "input": "x"})
         self.assertEqual(error["message"], "The requested model, 'text-embedding-3-small' was not found.")
-        self.assertEqual(self.error({"model": "nope", "input": "x"}, 404)["code"], "model_not_found")
+        unknown = self.error({"model": "nope", "input": "x"})
+        self.assertEqual((unknown["message"], unknown["param"], unknown["code"]),
+                         ("The requested model 'nope' does not exist.", "model", "model_not_found"))
 
 
 class ComposedTests(unittest.TestCase):

@@ -36,9 +36,11 @@ class IDialect(Interface):
         ``stream_override`` is the query's ``stream`` control (``None``: absent).
         """
 
-    def wrong_model(model):
-        """The real API's ``APIError`` for a served ``model`` of the wrong kind for this route (an
-        embedding model on chat, a chat model on embeddings), or ``None``: answer it."""
+    def model_refusal(model, served):
+        """The real API's ``APIError`` for ``model`` on this route, or ``None``: answer it.
+
+        ``served`` says whether the server has the model at all; one it has may still be of the
+        wrong kind for the route (an embedding model on chat, a chat model on embeddings)."""
 
     def new_id(ids):
         """A fresh answer id from the ``random.Random`` ``ids``."""

@@ -160,9 +160,11 @@ class ChatCompletions(OpenAIDialect):
         prompt = prompt_tokens(list(texts)) + tool_tokens(options["tools"])
         return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt, **options)
 
-    def wrong_model(self, model: str) -> APIError | None:
-        """An embedding model is refused as the real API refuses it (404, not a chat model)."""
-        return not_chat_model(model) if model in EMBEDDING_DIMENSIONS else None
+    def model_refusal(self, model: str, served: bool) -> APIError | None:
+        """An unknown model is a 404 ``model_not_found``; an embedding model the real 404 "not a chat model"."""
+        if served and model in EMBEDDING_DIMENSIONS:
+            return not_chat_model(model)
+        return super().model_refusal(model, served)
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """A ``chat.completion``."""

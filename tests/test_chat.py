@@ -133,11 +133,12 @@ class ModelsAndHealthTests(StubCase):
     """``/v1/models``, ``/v1/models/{id}`` and ``/health``."""
 
     def test_list(self) -> None:
-        """The list validates and names the four default models."""
+        """The list validates and names the default models: four chat and three embedding models."""
         response, body = self.body_of(self.client.get("http://localhost/v1/models"))
         validate("ListModelsResponse", body)
         self.assertEqual(
-            [m["id"] for m in body["data"]], ["gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "gpt-4"]
+            [m["id"] for m in body["data"]], ["gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "gpt-4",
+             "text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"]
         )
 
     def test_one(self) -> None:

@@ -100,7 +100,7 @@ class Engine:
         if isinstance(fault, (ResetFault, CloseFault)) and not fault.at:
             return event_fault(dialect, request, None, fault)
         rng = random.Random(plan.seed) if plan.seed is not None else self._rng
-        reply = self.reply(plan, request, rng)
+        reply = self.reply(plan, request, rng) if dialect.replies else Reply(())
         stamp = Stamp(dialect.new_id(self._ids), int(self._clock.seconds()))
         count = Count(reply.completion_tokens)
         if request.stream and not isinstance(fault, MalformedFault):
@@ -151,13 +151,15 @@ def whole_script(dialect: IDialect, body: bytes, fault: Fault) -> tuple[Step, ..
     return head, Write(body), FINISH
 
 
-def event_fault(dialect: IDialect, request: CompletionRequest, stamp: Stamp | None, fault: Fault) -> tuple[Step, ...]:
+def event_fault(
+    dialect: IDialect, request: CompletionRequest, stamp: Stamp | None, fault: Fault, sent: int = 0
+) -> tuple[Step, ...]:
     """What a fault puts in place of a stream event (or of the whole answer, before any byte)."""
     if isinstance(fault, ChunkFault):
         return Event(dialect.broken(request, stamp)), Finish(CUT)
     if isinstance(fault, ErrorEventFault):
         error = dialect.fault_error(StatusFault(fault.status))
-        return Event(dialect.stream_error(request, stamp, error)), Finish(CUT)
+        return Event(dialect.stream_error(request, stamp, error, sent)), Finish(CUT)
     if isinstance(fault, CloseFault):
         return (Close(),)
     if isinstance(fault, ResetFault):
@@ -192,7 +194,7 @@ def stream_script(
         if wait > 0:
             yield Wait(wait)
         if number == cut_at:
-            yield from _first_token(event_fault(dialect, request, stamp, fault), first_token)
+            yield from _first_token(event_fault(dialect, request, stamp, fault, number - 1), first_token)
             return
         yield Event(frame.data, first_token)
     yield FINISH

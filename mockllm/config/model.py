@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "gpt-4")
+#: The embedding models and their native vector length (``POST /v1/embeddings`` answers only these).
+EMBEDDING_DIMENSIONS: dict[str, int] = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo", "gpt-4", *EMBEDDING_DIMENSIONS)
 #: The names of the ``--tls-fault`` / ``[tls] fault`` choices (see docs/mtls.md).
 TLS_FAULTS: tuple[str, ...] = ("expired-server-cert", "wrong-host", "untrusted-server-cert")
 #: The ``--client-cert`` / ``require_client_cert`` modes.

@@ -17,16 +17,18 @@ import json
 from typing import Any, Iterator, Mapping
 
 from mockllm.behaviour.content import prompt_tokens, tokenize
-from mockllm.behaviour.errors import invalid_request
+from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.reply import Choice, Reply, Stamp, TokenLogprob, ToolCall
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
+from mockllm.config.model import EMBEDDING_DIMENSIONS
 from mockllm.dialects.openai import (
     ROLES,
     OpenAIDialect,
     _check_common,
     _check_model,
     _wrong_type,
+    not_chat_model,
 )
 from mockllm.dialects.options import chat_options, common_options, option_tokens
 
@@ -174,6 +176,12 @@ class ChatCompletions(OpenAIDialect):
         options = {**common_options(body), **chat_options(body, _roles(body["messages"]), texts)}
         prompt = prompt_tokens(list(texts)) + option_tokens(options)
         return CompletionRequest("chat", model, stream, include_usage, texts, body, prompt, **options)
+
+    def model_refusal(self, model: str, served: bool) -> APIError | None:
+        """An unknown model is a 404 ``model_not_found``; an embedding model the real 404 "not a chat model"."""
+        if served and model in EMBEDDING_DIMENSIONS:
+            return not_chat_model(model)
+        return super().model_refusal(model, served)
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """A ``chat.completion``."""

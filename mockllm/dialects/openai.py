@@ -140,6 +140,17 @@ def model_not_found(model: str, param: str | None) -> APIError:
     )
 
 
+def not_chat_model(model: str) -> APIError:
+    """The real API's 404 for a model that is not a chat model (an embedding model) on chat completions."""
+    return APIError(
+        404,
+        "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+        "Did you mean to use v1/completions?",
+        "invalid_request_error",
+        "model",
+    )
+
+
 def body_too_large(limit: int) -> APIError:
     """The 413 for a request body over ``--max-body-bytes``."""
     return status_error(
@@ -455,9 +466,13 @@ def usage(request: CompletionRequest, completion: int) -> dict[str, Any]:
     }
 
 
+#: Who owns a model, by id prefix, as the real model list says (others: ``openai``).
+_OWNERS = (("gpt-3.5", "openai-internal"), ("text-embedding-ada", "openai-internal"), ("text-embedding-3", "system"))
+
+
 def model_object(model_id: str) -> dict[str, Any]:
     """One ``model`` object."""
-    owner = "openai" if not model_id.startswith("gpt-3.5") else "openai-internal"
+    owner = next((who for prefix, who in _OWNERS if model_id.startswith(prefix)), "openai")
     return {"id": model_id, "object": "model", "created": MODEL_CREATED, "owned_by": owner}
 
 
@@ -479,6 +494,8 @@ class OpenAIDialect:
     #: The ``object`` of each streamed event, and whether it carries ``service_tier``.
     chunk_object = ""
     chunk_service_tier = False
+    #: The answer is a reply the engine draws (embeddings: ``False``, answered from the request alone).
+    replies = True
     content_type = JSON
     stream_content_type = EVENT_STREAM
     stream_headers: Headers = ((b"cache-control", b"no-cache"),)
@@ -486,6 +503,10 @@ class OpenAIDialect:
     def parse(self, raw: bytes, stream_override: bool | None) -> CompletionRequest:
         """The request model of a body (``stream_override``: the query's ``stream``)."""
         return self.parse_body(parse_json_object(raw), stream_override)
+
+    def model_refusal(self, model: str, served: bool) -> APIError | None:
+        """The 404 ``model_not_found`` for a model the server does not have; any other is answered."""
+        return None if served else model_not_found(model, "model")
 
     def parse_body(self, body: Mapping[str, Any], stream_override: bool | None) -> CompletionRequest:
         """The request model of a decoded JSON object."""
@@ -519,9 +540,9 @@ class OpenAIDialect:
         headers = retry_hints(headers, fault, wait, time.time() if now is None else now)
         return status_error(fault.status, fault.message, headers)
 
-    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError) -> bytes:
+    def stream_error(self, request: CompletionRequest, stamp: Stamp, error: APIError, sent: int = 0) -> bytes:
         """The in-band error event ending a 200 stream: ``data: {"error": {message, type, param, code}}``
-        (the official SDK raises ``APIError`` when it reads it)."""
+        (the official SDK raises ``APIError`` when it reads it); it carries no number, so ``sent`` is unused."""
         return data_event(error.body())
 
     def stream(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:

@@ -36,7 +36,7 @@ from mockllm.behaviour.rules import RuleBook
 from mockllm.behaviour.steps import Head, HeaderPairs, Step
 from mockllm.config import Config
 from mockllm.dialects import IDialect
-from mockllm.dialects.openai import body_too_large, context_length_exceeded, model_not_found
+from mockllm.dialects.openai import body_too_large, context_length_exceeded
 from mockllm.http.apikeys import APIKeys, bearer_key
 from mockllm.http.exchanges import Exchanges
 from mockllm.observe.exchange import Exchange
@@ -164,8 +164,9 @@ class Completions:
         lookup = ControlLookup(query_args(request.uri), request.requestHeaders)
         controls = parse_controls(lookup, responses.max_delay_ms, responses.timeout_ms / 1000)
         creq = dialect.parse(raw, parse_stream_flag(lookup("stream")))
-        if creq.model not in self._models:
-            raise model_not_found(creq.model, "model")
+        refusal = dialect.model_refusal(creq.model, creq.model in self._models)
+        if refusal is not None:
+            raise refusal
         if creq.stream and not responses.streaming_enabled:
             raise invalid_request("Streaming is disabled on this server.", "stream", "unsupported_value")
         check_context(creq, self._config.models.limits_of(creq.model).context_window)

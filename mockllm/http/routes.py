@@ -33,6 +33,8 @@ from mockllm.behaviour.steps import FINISH, Head, Write
 from mockllm.config import Config
 from mockllm.dialects.chat import ChatCompletions
 from mockllm.dialects.completions import TextCompletions
+from mockllm.dialects.embeddings import Embeddings
+from mockllm.dialects.responses import Responses
 from mockllm.dialects.openai import dumps, invalid_url, method_not_allowed, model_list, model_not_found, model_object, status_error
 from mockllm.http.completions import Completions, NoScenario, ScenarioChooser
 from mockllm.http.exchanges import Exchanges, Lifecycle
@@ -42,6 +44,8 @@ from mockllm.tls.identity import PeerIdentities
 
 CHAT = ChatCompletions()
 TEXT = TextCompletions()
+EMBEDDINGS = Embeddings()
+RESPONSES = Responses()
 _HEALTHY = b'{"status":"healthy"}'
 
 
@@ -146,6 +150,16 @@ class MockLLM:
     def text_completions(self, request: IRequest) -> bytes | Deferred:
         """The legacy ``POST /v1/completions``, streamed or not."""
         return self.completions.answer(request, TEXT)
+
+    @app.route("/v1/embeddings", methods=["POST"])
+    def embeddings(self, request: IRequest) -> bytes | Deferred:
+        """``POST /v1/embeddings``: one vector per input, with the failure controls."""
+        return self.completions.answer(request, EMBEDDINGS)
+
+    @app.route("/v1/responses", methods=["POST"])
+    def responses(self, request: IRequest) -> bytes | Deferred:
+        """``POST /v1/responses``, streamed or not, with the failure controls."""
+        return self.completions.answer(request, RESPONSES)
 
     @app.route("/__admin/", branch=True, strict_slashes=False)
     def admin_api(self, request: IRequest) -> IResource:

@@ -7,7 +7,7 @@ here are written relative to it and admin requests never reach the journal,
 the request log or the metrics.
 
 Routes: ``GET``/``PUT /scenario``, ``POST /reset``, ``GET``/``DELETE
-/requests`` (see ``docs/api.md``, "Admin API and metrics"), and for mTLS
+/requests``, ``GET /verdict`` (see ``docs/api.md``, "Admin API and metrics"), and for mTLS
 ``GET /whoami`` and ``POST /reload-tls`` (see ``docs/mtls.md``).
 
 Who may call them (:class:`AdminAccess`): anyone whose client certificate the
@@ -45,6 +45,7 @@ from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.scenarios import IScenarioControl
 from mockllm.dialects.openai import dumps, invalid_url, method_not_allowed, parse_json_object
 from mockllm.observe.journal import Journal, JournalQuery
+from mockllm.observe.verdict import VerdictQuery, verdict
 from mockllm.tls.identity import PeerIdentities
 from mockllm.tls.reload import Reloadable, reload_response
 
@@ -177,6 +178,12 @@ class Admin:
     def delete_requests(self, request: IRequest) -> bytes:
         """Empty the journal."""
         return send_json(request, 200, {"deleted": self.journal.clear()})
+
+    @app.route("/verdict", methods=["GET"])
+    def get_verdict(self, request: IRequest) -> bytes:
+        """The retry verdict on the journal (see :mod:`mockllm.observe.verdict`)."""
+        query = VerdictQuery.from_args(request.args)
+        return send_json(request, 200, verdict(self.journal.query(query.journal), query))
 
     # --- mTLS ------------------------------------------------------------------------------
 

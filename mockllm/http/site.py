@@ -78,11 +78,12 @@ class MockSite(Site):
     ) -> None:
         # A JSON API never reads form arguments: skip parsing POST bodies into request.args
         # (Twisted's content-type parsing through ``email`` was a sixth of each request's cost).
-        super().__init__(resource, parsePOSTFormSubmission=False)
-        self.max_body_bytes = max_body_bytes
-        self.on_refused = on_refused
         if clock is None:
             from twisted.internet import reactor as clock
+        # The channels' timeouts run on ``clock`` too (Twisted's default is the global reactor).
+        super().__init__(resource, parsePOSTFormSubmission=False, reactor=clock)
+        self.max_body_bytes = max_body_bytes
+        self.on_refused = on_refused
         self.clock = clock
         #: Request ids of refusals, apart from every seeded generator.
         self.ids = random.Random()

@@ -3,7 +3,8 @@ The retry verdict: what a client did with the answers it got, judged from journa
 
 :func:`verdict` groups each caller key's attempts into *logical requests*: an attempt whose
 ``x-stainless-retry-count`` header (sent by the official SDKs) is ``N > 0`` continues the
-latest logical request of its key, method and path whose last attempt counted ``N - 1``;
+latest logical request of its key, method and path whose last attempt counted ``N - 1``
+(one with the same body first, as concurrent calls of one key interleave);
 an attempt without the header continues the latest one with the same method, path and
 body whose last attempt failed and ended at most ``window_ms`` before it started.  Every
 other attempt starts a logical request.  For each it tells the attempts, the pause before
@@ -134,14 +135,13 @@ def _continued(groups: list[list[Record]], record: Record, window_ms: int) -> li
     count = _retry_count(record)
     if count == 0:
         return None
-    for group in reversed(groups):
+    calls = [group for group in reversed(groups) if _same_call(group[-1], record)]
+    if count is not None:
+        counted = [group for group in calls if _retry_count(group[-1]) == count - 1]
+        same = [group for group in counted if _same_body(group[-1], record)]
+        return (same or counted or [None])[0]
+    for group in calls:
         last = group[-1]
-        if not _same_call(last, record):
-            continue
-        if count is not None:
-            if _retry_count(last) == count - 1:
-                return group
-            continue
         gap_ms = (record["timestamp"] - _ended(last)) * 1000
         if _failed(last) and _same_body(last, record) and gap_ms <= window_ms:
             return group

@@ -25,8 +25,8 @@ class DocExamplesTests(unittest.TestCase):
     def test_every_entry_point_has_its_example(self) -> None:
         """The pytest, trial and in-memory examples are all included."""
         self.assertEqual(sorted(included()), [
+            "tests/kit_example_pytest.py",
             "tests/test_testing_example_memory.py",
-            "tests/test_testing_example_pytest.py",
             "tests/test_testing_example_trial.py",
         ])
 

@@ -1,5 +1,6 @@
 """
-docs/testing.md's pytest example: a retrying client tested with the ``mockllm_server`` fixture.
+docs/testing.md's pytest example: a retrying client tested with the ``mockllm_server`` fixture
+(run in a child pytest by tests/test_testing_pytest_runs.py).
 
 The client under test is ``ask``; the official SDK does the retrying.
 """

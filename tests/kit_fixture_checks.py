@@ -3,14 +3,13 @@ The pytest plugin's ``mockllm_server`` fixture: fresh per test, configured by th
 start, serving blocking clients and (under pytest-twisted, as this suite runs) treq on the
 global reactor; and the same fixture in plain pytest, in a child pytest without pytest-twisted.
 
-These are pytest tests (functions taking fixtures); trial does not collect them.
+These are pytest tests (functions taking fixtures), run by tests/test_testing_pytest_runs.py in a
+child pytest: run in the suite's own session, a plain pytest function under pytest-twisted would start
+the reactor's greenlet, and the trial test cases after it could no longer run the reactor.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -98,15 +97,3 @@ async def test_treq_on_the_global_reactor(mockllm_server):
     assert response.code == 200
     validate("CreateChatCompletionResponse", await response.json())
     assert [r["status"] for r in mockllm_server.requests()] == [200]
-
-
-def test_plain_pytest(tmp_path):
-    """Without pytest-twisted the same examples pass: a child pytest run with -p no:twisted."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:twisted", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "test_testing_example_pytest.py")],
-        capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout

@@ -8,6 +8,9 @@ import os
 
 import pytest
 
+#: The kit's fixture for tests/test_testing_*.py (an installed package registers it by entry point).
+pytest_plugins = ["mockllm.testing.pytest_plugin"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _scratch_cwd(tmp_path_factory):

@@ -24,6 +24,7 @@ ALLOWED = {
     "observe": {"behaviour", "config", "startup"},
     "admin": {"behaviour", "config", "dialects", "observe", "tls"},
     "http": {"behaviour", "config", "dialects", "observe", "startup", "tls"},
+    "testing": {"admin", "behaviour", "config", "http", "observe", "server"},
 }
 
 

@@ -7,7 +7,7 @@ here are written relative to it and admin requests never reach the journal,
 the request log or the metrics.
 
 Routes: ``GET``/``PUT /scenario``, ``POST /reset``, ``GET``/``DELETE
-/requests``, ``GET``/``PUT``/``DELETE /rules`` (see ``docs/api.md``, "Admin API and
+/requests``, ``GET /verdict``, ``GET``/``PUT``/``DELETE /rules`` (see ``docs/api.md``, "Admin API and
 metrics" and "Response rules"), and for mTLS
 ``GET /whoami`` and ``POST /reload-tls`` (see ``docs/mtls.md``).
 
@@ -48,6 +48,7 @@ from mockllm.behaviour.rules import RuleBook, RuleError
 from mockllm.behaviour.scenarios import IScenarioControl
 from mockllm.dialects.openai import dumps, invalid_url, method_not_allowed, parse_json_object
 from mockllm.observe.journal import Journal, JournalQuery
+from mockllm.observe.verdict import VerdictQuery, verdict
 from mockllm.tls.identity import PeerIdentities
 from mockllm.tls.reload import Reloadable, reload_response
 
@@ -226,6 +227,11 @@ class Admin:
     def delete_rules(self, request: IRequest) -> bytes:
         """Drop every rule: ``{"deleted": n}``."""
         return send_json(request, 200, {"deleted": self._rule_book().clear()})
+    @app.route("/verdict", methods=["GET"])
+    def get_verdict(self, request: IRequest) -> bytes:
+        """The retry verdict on the journal (see :mod:`mockllm.observe.verdict`)."""
+        query = VerdictQuery.from_args(request.args)
+        return send_json(request, 200, verdict(self.journal.query(query.journal), query))
 
     # --- mTLS ------------------------------------------------------------------------------
 

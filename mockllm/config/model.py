@@ -151,6 +151,17 @@ class ObserveConfig:
 
 
 @dataclass(frozen=True)
+class VerdictConfig:
+    """How the retry verdict (``GET /__admin/verdict``, ``mockllm.testing``) groups and judges attempts."""
+
+    #: An attempt without ``x-stainless-retry-count`` is a retry of the previous failed attempt with
+    #: the same method, path and body if it starts within this many ms of that attempt's end.
+    window_ms: int = 60_000
+    #: The attempts one logical request may take before the verdict flags it (the SDK's 2 retries + 1).
+    attempt_budget: int = 3
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the server is configured with."""
 

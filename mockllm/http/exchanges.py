@@ -94,7 +94,7 @@ class Exchanges:
         if observed:
             for observer in self.observers:
                 observer.exchange_started(ex)
-            request.notifyFinish().addBoth(self._finished, ex)
+            request.notifyFinish().addBoth(self._finished, ex, request)
         return ex
 
     def of(self, request: IRequest) -> Exchange | None:
@@ -107,14 +107,25 @@ class Exchanges:
             observer.exchange_started(ex)
             observer.exchange_finished(ex)
 
-    def _finished(self, result: object, ex: Exchange) -> None:
+    def _finished(self, result: object, ex: Exchange, request: IRequest) -> None:
         ex.finished_at = self._clock.seconds()
+        ex.retry_headers = _retry_headers(request)
         if isinstance(result, Failure) and ex.outcome is None:
             ex.outcome = SHUTDOWN if self._lifecycle.stopping else DISCONNECTED
         elif ex.outcome is None:
             ex.outcome = COMPLETED
         for observer in self.observers:
             observer.exchange_finished(ex)
+
+
+#: The response headers that tell a client when to retry, as the OpenAI SDK reads them (first wins).
+RETRY_HEADERS = ("retry-after-ms", "retry-after")
+
+
+def _retry_headers(request: IRequest) -> tuple[tuple[str, str], ...]:
+    """The retry headers the response carried, as ``(name, value)`` text pairs."""
+    headers = request.responseHeaders
+    return tuple((name, headers.getRawHeaders(name)[-1]) for name in RETRY_HEADERS if headers.hasHeader(name))
 
 
 def _header_pairs(request: IRequest) -> list[tuple[str, str]]:

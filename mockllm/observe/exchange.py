@@ -51,6 +51,8 @@ class Exchange:
     stream: bool = False
     events_sent: int = 0
     completion_tokens: int = 0
+    #: The response's ``retry-after-ms`` and ``retry-after`` headers, as sent.
+    retry_headers: tuple[tuple[str, str], ...] = ()
     outcome: str | None = None
     first_byte_at: float | None = None
     first_token_at: float | None = None

@@ -96,6 +96,7 @@ def exchange_record(ex: Exchange, body_cap: int = BODY_CAP) -> Record:
             "stream": ex.stream,
             "events_sent": ex.events_sent,
             "completion_tokens": ex.completion_tokens,
+            "retry_headers": dict(ex.retry_headers),
         },
         "timings": {
             "ttfb_ms": elapsed_ms(ex, ex.first_byte_at),

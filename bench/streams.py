@@ -8,6 +8,10 @@ server's resident memory before and with the streams open, per stream, and
 how many streams got chunks.  Run from the checkout root:
 
     PYTHONPATH=. python bench/streams.py --streams 2000
+
+:func:`timed_streams` is the timed variant ``bench/run.py`` uses: the streams are opened at
+even intervals over a window, by several client processes, and each stream's time to first
+content chunk and duration are measured against what the server was configured to send.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import argparse
 import asyncio
 import json
 import os
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 import subprocess
 import sys
 import time
@@ -62,6 +69,64 @@ async def run(port: int, streams: int, server_pid: int) -> None:
     print(f"streams opened and flowing: {flowing}/{streams} in {time.perf_counter() - began:.1f} s")
     print(f"server rss: {before:.1f} MiB idle, {during:.1f} MiB with the streams open")
     print(f"per stream: {(during - before) * 1024 / streams:.1f} KiB")
+
+
+@dataclass(frozen=True)
+class Timed:
+    """One timed stream: whether it ended with ``[DONE]``, seconds to its first content chunk and to
+    its end (from sending the request), and how many events it carried."""
+
+    ok: bool
+    ttft: float
+    duration: float
+    events: int
+
+    def configured(self, interval: float) -> float:
+        """How long the server was told to take: every event after the role chunk waits ``interval``."""
+        return (self.events - 1) * interval
+
+
+async def timed_stream(port: int, at: float) -> Timed:
+    """Open one stream at wall-clock time ``at`` and time it; a failure is a ``Timed`` that is not ok."""
+    await asyncio.sleep(max(0.0, at - time.time()))
+    began = time.perf_counter()
+    ttft, received = float("nan"), b""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(REQUEST)
+        while b"data: [DONE]" not in received:
+            data = await reader.read(65536)
+            if not data:
+                break
+            received += data
+            if ttft != ttft and received.count(b"data: ") >= 2:
+                ttft = time.perf_counter() - began
+        writer.close()
+    except OSError:
+        pass
+    ok = received.startswith(b"HTTP/1.1 200") and b"data: [DONE]" in received
+    return Timed(ok, ttft, time.perf_counter() - began, received.count(b"data: "))
+
+
+def _share(port: int, starts: list[float]) -> list[Timed]:
+    """One client process's streams (it raises its own file limit as far as allowed)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    async def run_all() -> list[Timed]:
+        return await asyncio.gather(*(timed_stream(port, at) for at in starts))
+
+    return asyncio.run(run_all())
+
+
+def timed_streams(port: int, streams: int, window: float, processes: int = 2) -> list[Timed]:
+    """Open ``streams`` streams evenly over ``window`` seconds from ``processes`` client processes;
+    every stream's timing."""
+    first = time.time() + 0.5 + 0.1 * processes
+    starts = [first + i * window / streams for i in range(streams)]
+    with ProcessPoolExecutor(processes) as pool:
+        shares = pool.map(_share, [port] * processes, [starts[k::processes] for k in range(processes)])
+        return [timed for share in shares for timed in share]
 
 
 def main() -> None:

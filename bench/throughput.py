@@ -23,7 +23,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}).encode()
 REQUEST = (
@@ -44,35 +46,84 @@ COMMANDS = {
     "app": ["bench/servers.py", "mock"],
     "twist": ["-m", "twisted", "mockllm", "--no-https", "--http-port"],
 }
+#: Servers the other benchmarks start (bench/run.py); ``twist-tls`` is ``twist mockllm`` with its
+#: default listeners (plain HTTP and mTLS), given ``--certs-dir`` and ``--https-port`` as extras.
+MORE_COMMANDS = {
+    "klein": ["bench/servers.py", "klein"],
+    "delay": ["bench/servers.py", "delay"],
+    "twist-tls": ["-m", "twisted", "mockllm", "--http-port"],
+}
 
 
-def start(kind: str, tree: str | None = None) -> tuple[subprocess.Popen, int, float]:
-    """Start a server of checkout ``tree`` (default: this one); return it, its port, and seconds
-    until its port accepted a connection."""
+@dataclass
+class Server:
+    """A server started as a child process: it, its (first) port, and seconds until every port accepted."""
+
+    proc: subprocess.Popen
+    port: int
+    startup: float
+
+    def stop(self) -> None:
+        """Kill it and reap it."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+def pinned(cpu: int | None) -> list[str]:
+    """The ``taskset`` prefix that runs a command on CPU ``cpu`` (none if ``cpu`` is None or taskset is missing)."""
+    if cpu is None or not shutil.which("taskset") or (os.cpu_count() or 1) <= cpu:
+        return []
+    return ["taskset", "-c", str(cpu)]
+
+
+def wait_accepting(proc: subprocess.Popen, ports: list[int], limit: float = 30) -> None:
+    """Return once every port in ``ports`` accepts a connection (or the process ended, or ``limit`` s passed)."""
+    deadline = time.perf_counter() + limit
+    for port in ports:
+        while proc.poll() is None and time.perf_counter() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.002)
+
+
+def server_env(tree: str) -> dict[str, str]:
+    """The environment of a server of checkout ``tree``: it on the path, and its bytecode cached as an
+    installed package's is (``PYTHONDONTWRITEBYTECODE`` would make every start compile mockllm anew,
+    ~25 ms; the cache goes to a directory of its own under the temporary directory)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")]))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), f"mockllm-bench-pycache-{os.getuid()}"))
+    return env
+
+
+def start(kind: str, tree: str | None = None, extra: list[str] = (), more_ports: list[int] = (),
+          cpu: int | None = None, output: object = subprocess.DEVNULL) -> Server:
+    """Start server ``kind`` of checkout ``tree`` (default: this one) with ``extra`` arguments, on CPU
+    ``cpu``; return it once its port and ``more_ports`` accept connections."""
     tree = tree or os.getcwd()
     port = free_port()
-    began = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")]))
-    command = COMMANDS[kind.partition("@")[0]]
+    env = server_env(tree)
+    command = {**COMMANDS, **MORE_COMMANDS}[kind.partition("@")[0]]
     if command[0].startswith("bench/"):
         command = [os.path.join(tree, command[0]), *command[1:]]
+    began = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, *command, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tree
+        [*pinned(cpu), sys.executable, *command, str(port), *extra],
+        stdout=output, stderr=subprocess.STDOUT, env=env, cwd=tree,
     )
-    while proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.005)
-    return proc, port, time.perf_counter() - began
+    wait_accepting(proc, [port, *more_ports])
+    if proc.poll() is not None:
+        raise RuntimeError(f"{kind} exited with status {proc.returncode} before it listened")
+    return Server(proc, port, time.perf_counter() - began)
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` in MiB."""
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of ``pid`` in MiB (``field="VmHWM"``: its peak so far)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -111,18 +162,33 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def wrk_load(port: int, connections: int, seconds: float) -> float:
-    """Requests per second measured by ``wrk`` (one thread, ``connections`` connections)."""
+def wrk_load(port: int, connections: int, seconds: float, scheme: str = "http", env: dict | None = None,
+             cpu: int | None = None) -> float:
+    """Requests per second measured by ``wrk`` (one thread, ``connections`` connections), on CPU ``cpu``;
+    ``env`` adds to its environment (e.g. the client-certificate shim, see :func:`client_cert_env`)."""
     script = f"/tmp/mockllm-bench-{os.getpid()}.lua"
     with open(script, "w") as f:
         f.write(WRK_SCRIPT % BODY.decode())
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "-s", script, f"http://127.0.0.1:{port}/v1/chat/completions"],
-        capture_output=True, text=True, check=True,
+        [*pinned(cpu), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", script,
+         f"{scheme}://127.0.0.1:{port}/v1/chat/completions"],
+        capture_output=True, text=True, check=True, env=dict(os.environ, **(env or {})),
     ).stdout
-    if "Non-2xx" in out:
+    if "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(out)
     return float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk_client_cert.c")
+
+
+def client_cert_env(cert: str, key: str) -> dict[str, str]:
+    """The environment under which ``wrk`` presents ``cert``/``key``: the LD_PRELOAD shim of
+    ``bench/wrk_client_cert.c``, built once with ``cc`` into the temporary directory."""
+    built = os.path.join(tempfile.gettempdir(), f"mockllm-wrk-client-cert-{os.getuid()}.so")
+    if not os.path.exists(built) or os.path.getmtime(built) < os.path.getmtime(SHIM):
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", built, SHIM, "-ldl", "-lssl"], check=True)
+    return {"LD_PRELOAD": built, "WRK_CLIENT_CERT": cert, "WRK_CLIENT_KEY": key}
 
 
 def main() -> None:
@@ -145,14 +211,14 @@ def main() -> None:
     rates: dict[str, list[float]] = {kind: [] for kind in servers}
     try:
         for _ in range(args.rounds):
-            for kind, (_, port, _) in servers.items():
+            for kind, server in servers.items():
                 if use_wrk:
-                    rates[kind].append(wrk_load(port, args.connections, args.seconds))
+                    rates[kind].append(wrk_load(server.port, args.connections, args.seconds))
                 else:
-                    rates[kind].append(asyncio.run(load(port, args.connections, args.seconds)))
-        for kind, (proc, _, startup) in servers.items():
+                    rates[kind].append(asyncio.run(load(server.port, args.connections, args.seconds)))
+        for kind, server in servers.items():
             median = statistics.median(rates[kind])
-            print(f"{kind:10} {median:8.0f} req/s  start {startup:.2f} s  rss {rss_mib(proc.pid):.1f} MiB")
+            print(f"{kind:10} {median:8.0f} req/s  start {server.startup:.2f} s  rss {rss_mib(server.proc.pid):.1f} MiB")
         pairs = [(kind, "bare") for kind in servers if kind != "bare"]
         if args.baseline:
             pairs += [("app", "app@base"), ("twist", "twist@base")]
@@ -160,9 +226,8 @@ def main() -> None:
             ratio = statistics.median(m / b for m, b in zip(rates[kind], rates[other]))
             print(f"ratio {kind}/{other}: {ratio:.2f} (median of {args.rounds} rounds, {args.connections} connections)")
     finally:
-        for proc, _, _ in servers.values():
-            proc.kill()
-            proc.wait()
+        for server in servers.values():
+            server.stop()
 
 
 if __name__ == "__main__":

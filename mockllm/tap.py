@@ -25,10 +25,8 @@ from mockllm.admin.access import AdminAccess, Network, parse_networks
 from mockllm.behaviour.rules import RuleError, parse_rules
 from mockllm.behaviour.scenarios import ScenarioRunner, UnknownScenario, define, discover, listing
 from mockllm.config import DEFAULT_MODELS, TLS_FAULTS, Config, ModelsConfig, ObserveConfig, ResponsesConfig, ServerConfig, TLSConfig
-from mockllm.config import describe
 from mockllm.config.checks import MAX_MS, apply, one_of, seconds
 from mockllm.config.model import CLIENT_CERT_MODES
-from mockllm.config.toml import ConfigError, load_config
 from mockllm.http.drain import TermStops
 from mockllm.observe.output import adjust_twist_output
 from mockllm.server import Listener, Observers, build, listen_descriptions
@@ -98,6 +96,20 @@ def admin_networks(value: str) -> tuple[Network, ...]:
         return parse_networks(value)
     except ValueError as error:
         raise usage.UsageError(f"--admin-from: {error}") from None
+
+
+def _load_file(path: str) -> Config:
+    """The configuration file at ``path``; a problem in it as a usage error.
+
+    The TOML reader is imported here, not at the top: a start without ``--config`` never needs
+    it (``tomllib`` and the file schema: ~5 ms of each start).
+    """
+    from mockllm.config.toml import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise usage.UsageError(str(e)) from None
 
 
 class Options(usage.Options):
@@ -249,10 +261,7 @@ class Options(usage.Options):
     def load_scenarios(self) -> None:
         """Read ``--config``, discover scenarios, check ``--scenario``; ``--list-scenarios`` prints and exits."""
         if self["config"] is not None:
-            try:
-                self.file_config = load_config(self["config"])
-            except ConfigError as e:
-                raise usage.UsageError(str(e)) from None
+            self.file_config = _load_file(self["config"])
         if self.file_config is not None:
             responses = self.file_config.responses
             try:
@@ -301,10 +310,9 @@ class Options(usage.Options):
 
     def _print_config(self) -> None:
         """``--print-config``: the configuration (the ``--config`` file's, else the defaults), then exit."""
-        try:
-            config = load_config(self["config"]) if self["config"] else None
-        except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+        from mockllm.config import describe  # only --print-config needs it (and ast, inspect)
+
+        config = _load_file(self["config"]) if self["config"] else None
         sys.stdout.write(describe.render(config))
         raise SystemExit(0)
 

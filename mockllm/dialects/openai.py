@@ -209,6 +209,7 @@ def incorrect_api_key(shown: str) -> APIError:
         "invalid_request_error",
         None,
         "invalid_api_key",
+    )
 
 
 def headers_too_large(max_bytes: int, max_headers: int) -> APIError:

@@ -273,12 +273,15 @@ def _subschemas(schema: Mapping[str, Any], context: tuple[str, ...]) -> list[tup
     return found
 
 
-def option_tokens(options: Mapping[str, Any]) -> int:
-    """The prompt tokens of chat's options: each tool's name, description and schema, and the
-    ``json_schema`` output schema."""
-    tools = sum(
+def tool_tokens(tools: tuple[Tool, ...]) -> int:
+    """The prompt tokens of the tool definitions: each function's name, description and schema."""
+    return sum(
         count_tokens(tool.name) + count_tokens(tool.description) + count_tokens(json.dumps(tool.parameters)) + 8
-        for tool in options["tools"]
+        for tool in tools
     )
+
+
+def option_tokens(options: Mapping[str, Any]) -> int:
+    """The prompt tokens of chat's options: the tool definitions and the ``json_schema`` output schema."""
     schema = options.get("output_schema")
-    return tools + (count_tokens(json.dumps(schema)) if schema is not None else 0)
+    return tool_tokens(options["tools"]) + (count_tokens(json.dumps(schema)) if schema is not None else 0)

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from mockllm.behaviour.content import count_tokens
 from mockllm.behaviour.errors import APIError, invalid_request
-from mockllm.behaviour.request import Tool
+from mockllm.behaviour.request import OUTPUT_FORMATS, Tool
 from mockllm.dialects.openai import _check_range, _wrong_type
 
 #: At most this many stop sequences, tools.
@@ -29,7 +29,6 @@ MAX_CONTEXT = 100
 NAME_PATTERN = "^[a-zA-Z0-9_-]+$"
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _TOOL_CHOICES = ("none", "auto", "required")
-_FORMATS = ("text", "json_object", "json_schema")
 
 
 def _missing(param: str) -> APIError:
@@ -209,6 +208,16 @@ def _tool_choice(choice: object, tools: tuple[Tool, ...]) -> tuple[str, str | No
     return "function", name
 
 
+def format_kind(kind: object, param: str, texts: tuple[str, ...], no_json: str, texts_param: str) -> str:
+    """An output format's ``type`` (``param``), checked: one of the formats, and ``json_object`` only
+    when some text says "json" (else the 400 ``no_json`` naming ``texts_param``)."""
+    if kind not in OUTPUT_FORMATS:
+        raise _bad_value(kind, param, OUTPUT_FORMATS)
+    if kind == "json_object" and not any("json" in text.lower() for text in texts):
+        raise invalid_request(no_json, texts_param)
+    return kind
+
+
 def _response_format(value: object, texts: tuple[str, ...]) -> dict[str, Any]:
     """``output_format``, ``output_schema`` and ``output_schema_name`` of ``response_format``."""
     if value is None:
@@ -217,14 +226,8 @@ def _response_format(value: object, texts: tuple[str, ...]) -> dict[str, Any]:
     kind = value.get("type")
     if kind is None:
         raise _missing("response_format.type")
-    if kind not in _FORMATS:
-        raise _bad_value(kind, "response_format.type", _FORMATS)
-    if kind == "json_object" and not any("json" in text.lower() for text in texts):
-        raise invalid_request(
-            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
-            "messages",
-        )
-    if kind != "json_schema":
+    no_json = "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
+    if format_kind(kind, "response_format.type", texts, no_json, "messages") != "json_schema":
         return {"output_format": kind}
     spec = value.get("json_schema")
     if spec is None:

@@ -34,12 +34,11 @@ from mockllm.behaviour.request import CompletionRequest, Tool
 from mockllm.behaviour.steps import Frame
 from mockllm.config.model import EMBEDDING_DIMENSIONS
 from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _check_range, _wrong_type, dumps
-from mockllm.dialects.options import MAX_TOOLS, _bad_value, _boolean, _missing, _name, _object, _too_long, tool_tokens
+from mockllm.dialects.options import MAX_TOOLS, _bad_value, _boolean, _missing, _name, _object, _too_long, format_kind, tool_tokens
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")
 TOOL_CHOICES = ("none", "auto", "required")
 #: ``text.format`` types (the request model's output formats).
-_FORMATS = ("text", "json_object", "json_schema")
 #: The ``code`` values a failed response's ``error`` may carry (others are reported as ``server_error``).
 RESPONSE_ERROR_CODES = ("server_error", "rate_limit_exceeded", "invalid_prompt")
 _MIN_OUTPUT_TOKENS = 16
@@ -166,14 +165,8 @@ def _output_format(body: Mapping[str, Any], texts: tuple[str, ...]) -> dict[str,
         return {}
     fmt = _object(_object(text, "text").get("format") or {"type": "text"}, "text.format")
     kind = fmt.get("type")
-    if kind not in _FORMATS:
-        raise _bad_value(kind, "text.format.type", _FORMATS)
-    if kind == "json_object" and not any("json" in text.lower() for text in texts):
-        raise invalid_request(
-            "Response input messages must contain the word 'json' in some form to use 'text.format' of type 'json_object'.",
-            "input",
-        )
-    if kind != "json_schema":
+    no_json = "Response input messages must contain the word 'json' in some form to use 'text.format' of type 'json_object'."
+    if format_kind(kind, "text.format.type", texts, no_json, "input") != "json_schema":
         return {"output_format": kind}
     schema = fmt.get("schema")
     if schema is None:

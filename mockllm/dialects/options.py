@@ -28,7 +28,8 @@ MAX_CONTEXT = 100
 #: What a function's (and a ``json_schema``'s) name may be.
 NAME_PATTERN = "^[a-zA-Z0-9_-]+$"
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-_TOOL_CHOICES = ("none", "auto", "required")
+#: The string values of ``tool_choice`` on the wire (chat and the Responses API), in the order errors list them.
+WIRE_TOOL_CHOICES = ("none", "auto", "required")
 
 
 def _missing(param: str) -> APIError:
@@ -189,8 +190,8 @@ def _tool_choice(choice: object, tools: tuple[Tool, ...]) -> tuple[str, str | No
             "tool_choice",
         )
     if isinstance(choice, str):
-        if choice not in _TOOL_CHOICES:
-            raise _bad_value(choice, "tool_choice", _TOOL_CHOICES)
+        if choice not in WIRE_TOOL_CHOICES:
+            raise _bad_value(choice, "tool_choice", WIRE_TOOL_CHOICES)
         return choice, None
     choice = _object(choice, "tool_choice")
     if choice.get("type") != "function":

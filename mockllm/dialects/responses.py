@@ -34,10 +34,9 @@ from mockllm.behaviour.request import CompletionRequest, Tool
 from mockllm.behaviour.steps import Frame
 from mockllm.config.model import EMBEDDING_DIMENSIONS
 from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _check_range, _wrong_type, dumps
-from mockllm.dialects.options import MAX_TOOLS, _bad_value, _boolean, _missing, _name, _object, _too_long, format_kind, tool_tokens
+from mockllm.dialects.options import MAX_TOOLS, _bad_value, _boolean, _missing, _name, _object, _too_long, WIRE_TOOL_CHOICES, format_kind, tool_tokens
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")
-TOOL_CHOICES = ("none", "auto", "required")
 #: ``text.format`` types (the request model's output formats).
 #: The ``code`` values a failed response's ``error`` may carry (others are reported as ``server_error``).
 RESPONSE_ERROR_CODES = ("server_error", "rate_limit_exceeded", "invalid_prompt")
@@ -145,8 +144,8 @@ def parse_tool_choice(value: object, tools: tuple[Tool, ...]) -> tuple[str, str 
     if value is None:
         return "auto", None
     if isinstance(value, str):
-        if value not in TOOL_CHOICES:
-            raise _bad_value(value, "tool_choice", TOOL_CHOICES)
+        if value not in WIRE_TOOL_CHOICES:
+            raise _bad_value(value, "tool_choice", WIRE_TOOL_CHOICES)
         return value, None
     if not isinstance(value, dict):
         raise _wrong_type("tool_choice", "one of a string or object", value)

@@ -60,15 +60,6 @@ class RuleError(ValueError):
         self.param = param
 
 
-def _string() -> Check:
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError("a string")
-        return value
-
-    return check
-
-
 def _header() -> Check:
     name, value = text(), pattern()
 
@@ -100,7 +91,7 @@ _CHECKS: dict[str, Check] = {
     "message": pattern(),
     "tools": boolean(),
     "header": _header(),
-    "content": _string(),
+    "content": text(allow_empty=True),
     "tool_call": _tool_call(),
     "finish_reason": one_of(FINISH_REASONS),
 }

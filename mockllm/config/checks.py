@@ -102,12 +102,13 @@ def boolean() -> Check:
     return check
 
 
-def text() -> Check:
-    """A non-empty string."""
+def text(allow_empty: bool = False) -> Check:
+    """A non-empty string (an empty one too if ``allow_empty``)."""
+    expected = "a string" if allow_empty else "a non-empty string"
 
     def check(value: Any) -> str:
-        if not isinstance(value, str) or not value:
-            raise ValueError("a non-empty string")
+        if not isinstance(value, str) or not (value or allow_empty):
+            raise ValueError(expected)
         return value
 
     return check

@@ -37,15 +37,13 @@ from zope.interface import Interface, implementer
 
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.model import ModelLimits
-from mockllm.dialects.openai import rate_limit_headers
+from mockllm.dialects.openai import limit_headers, rate_limit_headers
 
 #: Refill arithmetic is in floats on epoch times (about 1e-7 s apart at best); a bucket this
 #: close to enough is enough.
 EPSILON = 1e-3
 #: How many buckets :class:`MemoryBuckets` keeps (two per key and model).
 DEFAULT_MAX_BUCKETS = 20_000
-#: Headers of the standing that every answer carries (``retry-after`` only goes with a 429).
-LIMIT_HEADER_PREFIX = "x-ratelimit-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +194,11 @@ class Standing:
 
     def limit_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The ``x-ratelimit-*`` headers every answer carries, as byte pairs."""
-        return tuple(
-            (name.encode("ascii"), value.encode("ascii"))
-            for name, value in self.headers(0.0)
-            if name.startswith(LIMIT_HEADER_PREFIX)
+        pairs = limit_headers(
+            self.requests.limit, self.requests.remaining, self.requests.reset,
+            (self.tokens.limit, self.tokens.remaining, self.tokens.reset),
         )
+        return tuple((name.encode("ascii"), value.encode("ascii")) for name, value in pairs)
 
 
 class RateLimiter:

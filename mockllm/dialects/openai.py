@@ -235,11 +235,20 @@ def rate_limit_headers(
     A reset is the time until that bucket is back at its limit; ``requests_reset`` defaults
     to ``wait_s``.
     """
-    token_limit, token_remaining, token_reset = tokens
-    requests_reset = wait_s if requests_reset is None else requests_reset
     return (
         ("retry-after", str(max(1, math.ceil(round(wait_s, 6))))),
         ("retry-after-ms", str(math.ceil(round(wait_s * 1000, 6)))),
+        *limit_headers(limit, remaining, wait_s if requests_reset is None else requests_reset, tokens),
+    )
+
+
+def limit_headers(
+    limit: int, remaining: int, requests_reset: float, tokens: tuple[int, int, float]
+) -> tuple[tuple[str, str], ...]:
+    """The six ``x-ratelimit-*`` headers: the request bucket's limit, remaining and reset, then
+    the token bucket's (``tokens`` is its limit, remaining and reset seconds)."""
+    token_limit, token_remaining, token_reset = tokens
+    return (
         ("x-ratelimit-limit-requests", str(limit)),
         ("x-ratelimit-remaining-requests", str(remaining)),
         ("x-ratelimit-reset-requests", _duration(requests_reset)),

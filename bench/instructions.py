@@ -54,21 +54,22 @@ def serve_requests(count: int) -> None:
     """Answer ``count`` chat completions on one in-memory connection (run under valgrind).
 
     The app is composed as ``twist mockllm`` composes it: the built-in scenarios, every default
-    observer (metrics, journal, the console line, rendered by a text log observer into
-    ``/dev/null``), the connection limit around the site.
+    observer (metrics, journal, the console line, written by ``twist``'s text log observer
+    into ``/dev/null``), the connection limit around the site.
     """
     from twisted.internet.address import IPv4Address
     from twisted.internet.task import Clock
     from twisted.internet.testing import StringTransport
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
     from mockllm.config import Config, ObserveConfig
     from mockllm.http.connlimit import ConnectionLimit
     from mockllm.http.routes import MockLLM
     from mockllm.http.site import MockSite
+    from mockllm.observe.output import quieted, text_lines
     from mockllm.server import Observers, default_scenarios
 
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(open(os.devnull, "w"))], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([quieted(text_lines)(open(os.devnull, "w"))], redirectStandardIO=False)
     clock = Clock()
     config = Config()
     observers = Observers.from_config(ObserveConfig())

@@ -21,6 +21,7 @@ from mockllm import tap
 from mockllm.http.routes import MockLLM
 from mockllm.config import Config, ResponsesConfig
 from mockllm.observe.console import ConsoleLog
+from mockllm.observe.exchange import Exchange
 from mockllm.observe.journal import Journal
 from mockllm.observe.metrics import Metrics
 from mockllm.server import Observers
@@ -274,3 +275,27 @@ class _Ignore:
 
     def connectionLost(self, reason) -> None:
         """Nothing to clean up."""
+
+
+class TextLinesTests(unittest.TestCase):
+    """``twist``'s text format as mockllm installs it (:class:`~mockllm.observe.output.TextLines`)."""
+
+    def test_same_text_as_twisted(self) -> None:
+        """Console lines, with or without an error, and any other event are written exactly as Twisted's text observer writes them."""
+        from io import StringIO
+
+        from twisted.logger import Logger, LogPublisher, textFileLogObserver
+
+        from mockllm.observe.output import text_lines
+
+        ours, theirs = StringIO(), StringIO()
+        publisher = LogPublisher(text_lines(ours), textFileLogObserver(theirs))
+        console = ConsoleLog(Logger(namespace="mockllm.requests", observer=publisher))
+        for error in (None, 'can\'t "parse"'):
+            ex = Exchange(request_id="req_1", method="POST", path="/v1/chat/completions", query="", client="127.0.0.1:1",
+                          headers=[], body=b"", started=5.0, status=200, outcome="completed", finished_at=5.25, error=error)
+            console.exchange_finished(ex)
+        Logger(namespace="other", observer=publisher).warn("plain {x}", x=1)
+        Logger(namespace="mockllm.requests", observer=publisher).info("two\nlines")
+        self.assertEqual(len(ours.getvalue().splitlines()), 5)
+        self.assertEqual(ours.getvalue(), theirs.getvalue())

@@ -37,6 +37,7 @@ from mockllm.dialects.embeddings import Embeddings
 from mockllm.dialects.responses import Responses
 from mockllm.dialects.openai import dumps, invalid_url, method_not_allowed, model_list, model_not_found, model_object, status_error
 from mockllm.http.completions import Completions, NoScenario, ScenarioChooser
+from mockllm.http.direct import Direct
 from mockllm.http.exchanges import Exchanges, Lifecycle
 from mockllm.http.site import UTF8Paths
 from mockllm.observe.exchange import Exchange, ExchangeObserver
@@ -87,8 +88,17 @@ class MockLLM:
         self._model_list = dumps(model_list(config.models.available))
 
     def resource(self) -> IResource:
-        """The ``twisted.web`` resource serving this app (Klein's, behind a check of the URL's encoding)."""
-        return UTF8Paths(self.app.resource(), self.bad_url)
+        """The ``twisted.web`` resource serving this app: Klein's, with the fixed ``POST`` routes
+        answered directly (:mod:`.direct`), behind a check of the URL's encoding."""
+        return UTF8Paths(Direct(self.direct_routes(), self.app.resource(), self.failed), self.bad_url)
+
+    def direct_routes(self) -> dict[tuple[bytes, bytes], Callable[[IRequest], bytes | Deferred]]:
+        """``(b"POST", path): route`` for each ``POST``-only route of a fixed path (the completion routes)."""
+        return {
+            (b"POST", rule.rule.encode("ascii")): getattr(self, rule.endpoint)
+            for rule in self.app.url_map.iter_rules()
+            if rule.methods == {"POST"} and not rule.arguments
+        }
 
     def record(self, ex: Exchange) -> None:
         """Tell the observers about an exchange answered below the site (a refusal)."""

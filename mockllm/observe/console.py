@@ -25,18 +25,15 @@ from twisted.logger import Logger
 from mockllm.observe.exchange import Exchange
 from mockllm.observe.record import elapsed_ms
 
-_LINE = (
-    "{client} {method} {path} {status} {duration_ms}ms fault={fault} scenario={scenario} "
-    "{outcome} {request_id}"
-)
-_LINE_WITH_ERROR = _LINE + " error={error_json}"
+#: The namespace of the console's events.
+NAMESPACE = "mockllm.requests"
 
 
 class ConsoleLog:
     """An exchange observer logging one line per finished exchange."""
 
     def __init__(self, log: Logger | None = None) -> None:
-        self.log = log if log is not None else Logger(namespace="mockllm.requests")
+        self.log = log if log is not None else Logger(namespace=NAMESPACE)
 
     def exchange_started(self, exchange: Exchange) -> None:
         """Nothing is logged when a request arrives."""
@@ -56,8 +53,10 @@ class ConsoleLog:
             "request_id": exchange.request_id,
             "error": exchange.error,
         }
+        line = (
+            f"{fields['client']} {fields['method']} {fields['path']} {fields['status']} {fields['duration_ms']}ms"
+            f" fault={fields['fault']} scenario={fields['scenario']} {fields['outcome']} {fields['request_id']}"
+        )
         if exchange.error:
-            line = _LINE_WITH_ERROR.format(error_json=json.dumps(exchange.error, ensure_ascii=False), **fields)
-        else:
-            line = _LINE.format(**fields)
+            line += f" error={json.dumps(exchange.error, ensure_ascii=False)}"
         self.log.info("{line}", line=line, **fields)

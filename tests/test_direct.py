@@ -1,0 +1,71 @@
+"""
+The completion routes answered without Klein's routing (:mod:`mockllm.http.direct`): the same
+answers as through Klein, a client that leaves still cancels what was pending, a bug is still
+an OpenAI-shaped 500, and every other method or path is still Klein's.
+"""
+
+from __future__ import annotations
+
+from twisted.trial import unittest
+
+from mockllm.http.direct import Direct
+from tests.support import Finished, RawHTTP, make_app, validate
+
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+class DirectRoutesTests(unittest.TestCase):
+    """Which requests :class:`Direct` answers, and how it ends them."""
+
+    def test_table_is_the_fixed_post_routes(self) -> None:
+        """Every POST-only route of a fixed path is direct; routes with arguments or other methods are not."""
+        app, _ = make_app()
+        self.assertEqual(
+            sorted(path for _, path in app.direct_routes()),
+            [b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings", b"/v1/responses"],
+        )
+        self.assertEqual({method for method, _ in app.direct_routes()}, {b"POST"})
+
+    def test_whole_answer(self) -> None:
+        """A direct chat completion is a complete, schema-valid 200 on a connection that stays open."""
+        app, _ = make_app()
+        conn = RawHTTP(app).send("POST", "/v1/chat/completions", CHAT)
+        self.assertEqual(conn.status, 200)
+        self.assertTrue(conn.complete)
+        validate("CreateChatCompletionResponse", conn.json())
+        self.assertTrue(conn.transport.connected)
+
+    def test_trailing_slash_is_klein(self) -> None:
+        """A path that is not exactly a route's goes to Klein, which answers as it always did (not a 200)."""
+        app, _ = make_app()
+        conn = RawHTTP(app).send("POST", "/v1/chat/completions/", CHAT)
+        self.assertNotEqual(conn.status, 200)
+
+    def test_delayed_answer_and_leaving_client(self) -> None:
+        """A delayed answer arrives on the clock; a client that leaves first cancels its timer and is never finished."""
+        seen = Finished()
+        app, clock = make_app(observers=[seen])
+        conn = RawHTTP(app).send("POST", "/v1/chat/completions?delay=500", CHAT)
+        self.assertIsNone(conn.status)
+        clock.advance(0.5)
+        self.assertEqual(conn.status, 200)
+        self.assertTrue(conn.complete)
+        gone = RawHTTP(app).send("POST", "/v1/chat/completions?delay=500", CHAT)
+        gone.disconnect()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual([ex.outcome for ex in seen], ["completed", "client-disconnected"])
+
+    def test_bug_is_a_500(self) -> None:
+        """A route that raises answers the app's OpenAI-shaped 500, as Klein's error handler would."""
+        app, _ = make_app()
+        conn = RawHTTP(app)
+        conn.site.resource = Direct({(b"POST", b"/v1/chat/completions"): _raise}, conn.site.resource, app.failed)
+        conn.send("POST", "/v1/chat/completions", CHAT)
+        self.assertEqual(conn.status, 500)
+        validate("ErrorResponse", conn.json())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+def _raise(request) -> bytes:
+    """A route with a bug."""
+    return 1 // 0

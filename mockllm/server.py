@@ -11,11 +11,12 @@ command line says.
 
 from __future__ import annotations
 
+import gc
 import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 
 from mockllm.admin.access import AdminAccess
@@ -99,14 +100,34 @@ class Observers:
         return cls(Journal(observe.journal_size), Metrics(route_templates()), log, console)
 
     def observers(self) -> list[ExchangeObserver]:
-        """Metrics, the recorder feeding the journal and the request log, and the console log."""
-        sinks = [self.journal.add]
+        """Metrics, the journal, the recorder feeding the request log (if any), and the console log."""
+        found: list[ExchangeObserver] = [self.metrics, self.journal]
         if self.request_log is not None:
-            sinks.append(self.request_log.add)
-        found: list[ExchangeObserver] = [self.metrics, Recorder(sinks)]
+            found.append(Recorder([self.request_log.add]))
         if self.console:
             found.append(ConsoleLog())
         return found
+
+
+class FreezeHeap(Service):
+    """On start, moves every object alive to the collector's permanent generation (``gc.freeze``).
+
+    What start-up made (modules, classes, the composed app) stays for the life of the process; frozen,
+    the cyclic garbage collector no longer walks it at each full collection, which made periodic pauses.
+    Only ``twist mockllm`` adds it (the test kit's servers leave their process's heap alone), and
+    stopping it thaws the heap again.
+    """
+
+    def startService(self) -> None:
+        """Collect what is garbage already, then freeze the rest."""
+        super().startService()
+        gc.collect()
+        gc.freeze()
+
+    def stopService(self) -> None:
+        """Give the frozen objects back to the collector."""
+        gc.unfreeze()
+        return super().stopService()
 
 
 def build(

@@ -5,14 +5,15 @@ in-memory journal (bounded ring, filters), driven in memory on a ``task.Clock``.
 
 from __future__ import annotations
 
+import gc
 import json
 
 from twisted.trial import unittest
 
 from mockllm.behaviour.errors import APIError
-from mockllm.observe.exchange import COMPLETED, CUT, DISCONNECTED
+from mockllm.observe.exchange import COMPLETED, CUT, DISCONNECTED, Exchange
 from mockllm.observe.journal import Journal, JournalQuery
-from mockllm.observe.record import REDACTED, Recorder, redact_headers
+from mockllm.observe.record import REDACTED, redact_headers
 from tests.observe_support import PATH, STREAMING, STREAM_BODY, ObservedCase, observed_app
 from tests.support import CHAT_BODY, RawHTTP, make_app
 
@@ -80,8 +81,8 @@ class RecordTests(ObservedCase):
 
     def test_body_capped_with_original_size(self) -> None:
         """Bodies beyond the cap are cut, with the original size and a flag."""
-        journal = Journal(10)
-        app, _ = make_app(STREAMING, observers=[Recorder([journal.add], body_cap=10)])
+        journal = Journal(10, body_cap=10)
+        app, _ = make_app(STREAMING, observers=[journal])
         RawHTTP(app).send("POST", PATH, CHAT_BODY)
         (record,) = journal.query()
         request = record["request"]
@@ -127,8 +128,10 @@ class RecordTests(ObservedCase):
         self.assertEqual(record["response"]["events_sent"], 3)
 
 
-def _record(path: str = PATH, status: int | None = 200, key: str = "k", at: float = 0.0) -> dict:
-    return {"path": path, "status": status, "key": key, "timestamp": at}
+def _exchange(path: str = PATH, status: int | None = 200, key: str = "k", at: float = 0.0) -> Exchange:
+    """A finished exchange of ``path`` at ``at``, answered ``status``, for ``key``."""
+    return Exchange(request_id="req_1", started=at, method="POST", path=path, query="", client="127.0.0.1:1",
+                    headers=[], body=b"{}", key=key, status=status, outcome=COMPLETED, finished_at=at)
 
 
 class JournalTests(unittest.TestCase):
@@ -137,14 +140,26 @@ class JournalTests(unittest.TestCase):
     def setUp(self) -> None:
         self.journal = Journal(10)
         for i, status in enumerate([200, 429, 429, 500, 200, None]):
-            self.journal.add(_record(status=status, key=f"k{i % 2}", at=1_700_000_000.0 + i))
-        self.journal.add(_record(path="/v1/models", at=1_700_000_010.0))
+            self.journal.exchange_finished(_exchange(status=status, key=f"k{i % 2}", at=1_700_000_000.0 + i))
+        self.journal.exchange_finished(_exchange(path="/v1/models", at=1_700_000_010.0))
+
+    def test_entries_not_walked_by_the_collector(self) -> None:
+        """What the journal keeps is atoms only: once the cyclic GC has passed over it (a pass per level of
+        nesting), it stops tracking it, so a full journal adds nothing to its walks."""
+        app, _ = make_app(STREAMING, observers=[journal := Journal(10)])
+        for _ in range(3):
+            RawHTTP(app).send("POST", PATH, CHAT_BODY, headers={"X-Trace": "t"})
+        for _ in range(3):
+            gc.collect()
+        entries = list(journal._entries)
+        self.assertEqual(len(entries), 3)
+        self.assertEqual([gc.is_tracked(entry) for entry in entries], [False] * 3)
 
     def test_bounded_ring_drops_oldest(self) -> None:
         """Beyond its size the journal forgets the oldest records first."""
         journal = Journal(3)
         for i in range(5):
-            journal.add(_record(at=float(i)))
+            journal.exchange_finished(_exchange(at=float(i)))
         self.assertEqual([r["timestamp"] for r in journal.query()], [2.0, 3.0, 4.0])
         self.assertEqual(journal.size, 3)
 

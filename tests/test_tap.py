@@ -5,6 +5,7 @@ tree, and what happens when a port cannot be bound.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 
@@ -98,6 +99,15 @@ class ServiceTests(unittest.TestCase):
         service.startService()
         self.addCleanup(service.stopService)
         self.assertNotEqual(listeners[0].port.getHost().port, 0)
+
+    def test_heap_frozen_while_running(self) -> None:
+        """A started server has frozen what start-up made (``gc.freeze``); stopped, it thaws it again."""
+        service = tap.makeService(parse("--no-https", "--http-port", "0"))
+        service.startService()
+        self.assertGreater(gc.get_freeze_count(), 0)
+        done = service.stopService()
+        self.assertEqual(gc.get_freeze_count(), 0)
+        return done
 
     async def test_serves(self) -> None:
         """A started service answers /health over a socket."""

@@ -1,10 +1,11 @@
 """
 The in-memory journal: the records of the last N exchanges, for ``/__admin/requests``.
 
-A :class:`Journal` is a sink of :class:`~mockllm.observe.record.Recorder`: each
-exchange is added once, when it ends (answered, cut by a fault or abandoned
-by the client), so entries are in the order the exchanges ended.  The ring is
-bounded (``--journal-size``); the oldest records fall out first.
+A :class:`Journal` is an exchange observer: each exchange is kept once, when it
+ends (answered, cut by a fault or abandoned by the client), so entries are in the
+order the exchanges ended.  It keeps the compact :class:`~mockllm.observe.record.Kept`
+snapshot (bodies capped) and makes the records only when they are asked for.  The
+ring is bounded (``--journal-size``); the oldest records fall out first.
 :class:`JournalQuery` holds the filters ``GET /__admin/requests`` accepts.
 """
 
@@ -17,7 +18,8 @@ from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
 from mockllm.behaviour.errors import APIError, invalid_request
-from mockllm.observe.record import Record
+from mockllm.observe.exchange import Exchange
+from mockllm.observe.record import BODY_CAP, Kept, Record, kept, record_of
 from mockllm.config.checks import ascii_whole
 from mockllm.config.model import ObserveConfig
 
@@ -44,15 +46,15 @@ class JournalQuery:
     #: Only the last ``limit`` matches.
     limit: int | None = None
 
-    def matches(self, record: Record) -> bool:
-        """Whether ``record`` passes every filter but ``limit``."""
-        if self.path is not None and record["path"] != self.path:
+    def matches(self, entry: Kept) -> bool:
+        """Whether ``entry`` passes every filter but ``limit``."""
+        if self.path is not None and entry.path != self.path:
             return False
-        if self.key is not None and record["key"] != self.key:
+        if self.key is not None and entry.key != self.key:
             return False
-        if self.since is not None and record["timestamp"] < self.since:
+        if self.since is not None and entry.started < self.since:
             return False
-        return self.status is None or self._status_matches(record["status"])
+        return self.status is None or self._status_matches(entry.status)
 
     def _status_matches(self, status: int | None) -> bool:
         if status is None:
@@ -125,32 +127,37 @@ def _bad(param: str, expected: str) -> APIError:
 
 
 class Journal:
-    """The records of the last ``size`` exchanges, oldest first."""
+    """The records of the last ``size`` exchanges, oldest first (each body cut to ``body_cap`` bytes)."""
 
-    def __init__(self, size: int = ObserveConfig.journal_size) -> None:
-        self._records: deque[Record] = deque(maxlen=size)
+    def __init__(self, size: int = ObserveConfig.journal_size, body_cap: int = BODY_CAP) -> None:
+        #: Each a :class:`Kept` as a plain tuple (the collector stops tracking exact tuples of atoms only).
+        self._entries: deque[tuple] = deque(maxlen=size)
+        self._body_cap = body_cap
 
     @property
     def size(self) -> int:
         """How many records the journal keeps at most."""
-        return self._records.maxlen or 0
+        return self._entries.maxlen or 0
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._entries)
 
-    def add(self, record: Record) -> None:
-        """Keep ``record`` (a :class:`~mockllm.observe.record.Recorder` sink); the oldest may fall out."""
-        self._records.append(record)
+    def exchange_started(self, exchange: Exchange) -> None:
+        """Nothing to keep until the exchange ends."""
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        """Keep the exchange; the oldest may fall out."""
+        self._entries.append(tuple(kept(exchange, self._body_cap)))
 
     def clear(self) -> int:
         """Forget every record; return how many there were."""
-        count = len(self._records)
-        self._records.clear()
+        count = len(self._entries)
+        self._entries.clear()
         return count
 
     def query(self, query: JournalQuery = JournalQuery()) -> list[Record]:
         """The records matching ``query``, oldest first (the last ``query.limit`` of them)."""
-        found = [record for record in self._records if query.matches(record)]
+        found = [entry for entry in map(Kept._make, self._entries) if query.matches(entry)]
         if query.limit is not None:
             found = found[len(found) - query.limit :] if query.limit else []
-        return found
+        return [record_of(entry) for entry in found]

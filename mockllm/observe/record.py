@@ -3,16 +3,19 @@ One finished :class:`~mockllm.observe.exchange.Exchange` as a JSON-able record.
 
 :func:`exchange_record` is the single description of an exchange that the
 request log (:mod:`mockllm.observe.requestlog`) writes and the journal
-(:mod:`mockllm.observe.journal`) keeps; :class:`Recorder` renders it once per
-exchange and hands it to each sink.  Secret headers are redacted and bodies
-are capped here, so no sink can leak or bloat.  The fields are documented in
-``docs/api.md`` ("Admin API and metrics").
+(:mod:`mockllm.observe.journal`) shows; :class:`Recorder` renders it once per
+exchange and hands it to each sink.  It is made in two steps: :func:`kept`, a
+:class:`Kept` snapshot with the bodies capped (what the journal keeps: a tuple of
+atoms, which the cyclic garbage collector stops tracking, so a full journal adds
+nothing to its walks), and :func:`record_of`, the dict, with secret headers
+redacted.  No sink can leak or bloat.  The fields are documented in ``docs/api.md``
+("Admin API and metrics").
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from mockllm.observe.exchange import Exchange
 
@@ -48,18 +51,58 @@ def _redacted(name: str, value: str) -> str:
     return REDACTED
 
 
-def capped_body(raw: bytes | None, cap: int) -> dict[str, Any]:
-    """``body`` as text (UTF-8, at most ``cap`` bytes of it), its full size and whether it was cut."""
+def capped_body(raw: bytes | None, size: int) -> dict[str, Any]:
+    """``raw`` (already capped) as text (UTF-8), the body's full ``size`` and whether it was cut."""
     if raw is None:
         return {"body": None, "body_bytes": 0, "body_truncated": False}
-    return {
-        "body": raw[:cap].decode("utf-8", "replace"),
-        "body_bytes": len(raw),
-        "body_truncated": len(raw) > cap,
-    }
+    return {"body": raw.decode("utf-8", "replace"), "body_bytes": size, "body_truncated": size > len(raw)}
 
 
-def elapsed_ms(ex: Exchange, at: float | None) -> float | None:
+class Kept(NamedTuple):
+    """What a record is made from: an exchange's finished state, bodies capped, atoms only."""
+
+    started: float
+    request_id: str
+    client: str
+    identity: dict[str, Any] | None
+    key: str
+    method: str
+    path: str
+    query: str
+    scenario: str | None
+    fault: str | None
+    fault_at: int | None
+    error: str | None
+    status: int | None
+    outcome: str | None
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+    body_bytes: int
+    response_body: bytes | None
+    response_bytes: int
+    stream: bool
+    events_sent: int
+    completion_tokens: int
+    retry_headers: tuple[tuple[str, str], ...]
+    first_byte_at: float | None
+    first_token_at: float | None
+    finished_at: float | None
+
+
+def kept(ex: Exchange, body_cap: int = BODY_CAP) -> Kept:
+    """The :class:`Kept` snapshot of a finished exchange, each body cut to ``body_cap`` bytes."""
+    body, response = ex.body, ex.response_body
+    return Kept(
+        ex.started, ex.request_id, ex.client, ex.identity, ex.key, ex.method, ex.path, ex.query,
+        ex.scenario, ex.fault, ex.fault_at, ex.error, ex.status, ex.outcome, tuple(ex.headers),
+        None if body is None else body[:body_cap], 0 if body is None else len(body),
+        None if response is None else response[:body_cap], 0 if response is None else len(response),
+        ex.stream, ex.events_sent, ex.completion_tokens, ex.retry_headers,
+        ex.first_byte_at, ex.first_token_at, ex.finished_at,
+    )
+
+
+def elapsed_ms(ex: Exchange | Kept, at: float | None) -> float | None:
     """Milliseconds from the exchange's start to ``at`` (``None`` if ``at`` is)."""
     if at is None:
         return None
@@ -74,6 +117,11 @@ def iso_time(seconds: float) -> str:
 
 def exchange_record(ex: Exchange, body_cap: int = BODY_CAP) -> Record:
     """The record of a finished exchange (see ``docs/api.md`` for every field)."""
+    return record_of(kept(ex, body_cap))
+
+
+def record_of(ex: Kept) -> Record:
+    """The record of a :class:`Kept` exchange."""
     return {
         "time": iso_time(ex.started),
         "timestamp": ex.started,
@@ -90,9 +138,9 @@ def exchange_record(ex: Exchange, body_cap: int = BODY_CAP) -> Record:
         "error": ex.error,
         "status": ex.status,
         "outcome": ex.outcome,
-        "request": {"headers": redact_headers(ex.headers), **capped_body(ex.body, body_cap)},
+        "request": {"headers": redact_headers(ex.headers), **capped_body(ex.body, ex.body_bytes)},
         "response": {
-            **capped_body(ex.response_body, body_cap),
+            **capped_body(ex.response_body, ex.response_bytes),
             "stream": ex.stream,
             "events_sent": ex.events_sent,
             "completion_tokens": ex.completion_tokens,

@@ -136,7 +136,9 @@ class Completions:
         except APIError as error:
             return self.fail(request, ex, dialect, error)
         plan = resolve(controls, rule_part, scenario_part, self._config_layer)
-        plan = replace(plan, fault=fitting(plan.fault, creq.stream))  # a stream fault without a stream: none
+        fault = fitting(plan.fault, creq.stream)  # a stream fault without a stream: none
+        if fault is not plan.fault:
+            plan = replace(plan, fault=fault)
         ex.fault, ex.fault_at = plan.fault_name, plan.fault_at
         script = with_headers(self._engine.script(dialect, creq, plan), standing.limit_headers())
         return self.run(request, ex, dialect, script)

@@ -93,5 +93,7 @@ class PeerIdentities:
         issuer, serial, fingerprint_sha256) with its tls_version and cipher,
         or None over plain HTTP or when the client presented no certificate.
         """
+        if _tls_connection(request) is None:
+            return None
         described = self.describe(request)
         return described if described["subject"] is not None else None

@@ -18,9 +18,9 @@ from typing import Sequence
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.web.resource import IResource
 
 from mockllm.admin.access import AdminAccess
-from mockllm.admin.api import Admin
 from mockllm.behaviour.ratelimit import RateLimiter
 from mockllm.behaviour.rules import RuleBook, RuleError
 from mockllm.behaviour.scenarios import ScenarioRunner, define, discover
@@ -28,6 +28,7 @@ from mockllm.config import Config, ObserveConfig
 from mockllm.http.connlimit import ConnectionLimit
 from mockllm.http.drain import GracefulStop
 from mockllm.http.exchanges import Lifecycle, StoppingMarker
+from mockllm.http.lazy import OnFirstUse
 from mockllm.http.listen import ListenerService, http_announcement
 from mockllm.http.routes import MockLLM, route_templates
 from mockllm.http.site import MockSite
@@ -159,7 +160,7 @@ def build(
         raise StartFailed(f"mockllm: {error}") from None
     admin = None
     if access is not None:
-        admin = Admin(observers.journal, scenarios, access, server_tls, peers, rate_limits=rate_limits, rules=rules).resource()
+        admin = OnFirstUse(lambda: admin_resource(observers.journal, scenarios, access, server_tls, peers, rate_limits, rules))
     app = MockLLM(
         config, reactor, rng=random.Random(seed), scenarios=scenarios, peers=peers,
         observers=observers.observers(), admin=admin, metrics=observers.metrics, lifecycle=lifecycle,
@@ -181,6 +182,16 @@ def build(
     if server_tls is not None:
         TLSReloadService(server_tls, reactor).setServiceParent(top)
     return top, app
+
+
+def admin_resource(
+    journal: Journal, scenarios: object, access: AdminAccess, tls: ReloadGroup | None, peers: PeerIdentities,
+    rate_limits: RateLimiter, rules: RuleBook,
+) -> IResource:
+    """The admin API's resource (its module is imported here, when the first admin request comes)."""
+    from mockllm.admin.api import Admin
+
+    return Admin(journal, scenarios, access, tls, peers, rate_limits=rate_limits, rules=rules).resource()
 
 
 def default_scenarios(config: Config, clock: object, current: str = "default", seed: int | None = None) -> ScenarioRunner:

@@ -61,6 +61,7 @@ from mockllm.behaviour.steps import (
     Event,
     Finish,
     Head,
+    HeaderPairs,
     Step,
     Wait,
     Write,
@@ -120,8 +121,12 @@ class Engine:
 def error_script(dialect: IDialect, error: APIError) -> tuple[Step, ...]:
     """Answer with ``error`` in the dialect's envelope."""
     headers, body = dialect.error(error)
-    length = (b"content-length", b"%d" % len(body))
-    return Head(error.status, (*headers, (b"content-type", dialect.content_type), length)), Write(body), FINISH
+    return body_head(error.status, dialect.content_type, body, headers), Write(body), FINISH
+
+
+def body_head(status: int, content_type: bytes, body: bytes, headers: HeaderPairs = ()) -> Head:
+    """The head of an answer of ``body``: ``headers``, then its content type and length."""
+    return Head(status, (*headers, (b"content-type", content_type), (b"content-length", b"%d" % len(body))))
 
 
 def paced(timing: StreamTiming, rng: random.Random) -> Callable[[bool, int], float]:
@@ -143,7 +148,7 @@ def whole_script(dialect: IDialect, body: bytes, fault: Fault) -> tuple[Step, ..
     """A whole 200 answer of ``body``; cut half-way (``malformed``), or stalled after its headers."""
     if isinstance(fault, MalformedFault):
         body = body[: len(body) // 2]
-    head = Head(200, ((b"content-type", dialect.content_type), (b"content-length", b"%d" % len(body))))
+    head = body_head(200, dialect.content_type, body)
     if isinstance(fault, StallFault):
         return head, Write(b""), Wait(fault.hold), Close(STALLED)
     if isinstance(fault, MalformedFault):

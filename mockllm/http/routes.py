@@ -25,11 +25,11 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from mockllm.behaviour.engine import Engine, error_script
+from mockllm.behaviour.engine import Engine, body_head, error_script
 from mockllm.behaviour.ratelimit import RateLimiter
 from mockllm.behaviour.rules import RuleBook
 from mockllm.behaviour.errors import APIError, invalid_request
-from mockllm.behaviour.steps import FINISH, Head, Write
+from mockllm.behaviour.steps import FINISH, Write
 from mockllm.config import Config
 from mockllm.dialects.chat import ChatCompletions
 from mockllm.dialects.completions import TextCompletions
@@ -119,8 +119,7 @@ class MockLLM:
     def _json(self, request: IRequest, body: bytes) -> bytes | Deferred:
         """A 200 JSON answer of ``body``."""
         ex = self.exchanges.begin(request)
-        head = Head(200, ((b"content-type", CHAT.content_type), (b"content-length", b"%d" % len(body))))
-        return self.completions.run(request, ex, CHAT, (head, Write(body), FINISH))
+        return self.completions.run(request, ex, CHAT, (body_head(200, CHAT.content_type, body), Write(body), FINISH))
 
     def _keyed(self, request: IRequest, answer: Callable[[], bytes | Deferred]) -> bytes | Deferred:
         """``answer()`` for a ``/v1/`` route, or the 401 of a missing or wrong API key."""

@@ -1,0 +1,185 @@
+"""
+The latency model (docs/latency.md): ``ttft_ms``/``itl_ms`` and ``reply_tokens`` per request,
+latency tables per model and per scenario, jitter distributions and load-aware pauses.
+
+Timing is asserted on a ``task.Clock`` (in memory) or, over a real socket, by the server's own
+clock (the exchange's times); no test measures wall-clock time.
+"""
+
+from __future__ import annotations
+
+import random
+
+from twisted.trial import unittest
+
+from mockllm.behaviour.compose import compose
+from mockllm.behaviour.request import CompletionRequest
+from tests.support import CHAT_BODY, RawHTTP, make_app
+
+PATH = "/v1/chat/completions"
+STREAM = {**CHAT_BODY, "stream": True}
+
+
+def content_events(conn: RawHTTP) -> list[str]:
+    """The content deltas of a chat stream received so far."""
+    import json
+
+    out = []
+    for event in conn.events():
+        if event == "[DONE]":
+            continue
+        for choice in json.loads(event)["choices"]:
+            text = choice["delta"].get("content")
+            if text:
+                out.append(text)
+    return out
+
+
+def arrivals(clock, conn: RawHTTP, step: float, steps: int) -> list[int]:
+    """How many events ``conn`` has after each of ``steps`` advances of ``step`` seconds."""
+    counts = []
+    for _ in range(steps):
+        clock.advance(step)
+        counts.append(len(conn.events()))
+    return counts
+
+
+class StreamControlTests(unittest.TestCase):
+    """``ttft_ms`` and ``itl_ms`` pace a stream."""
+
+    def test_query_controls(self) -> None:
+        """The role event at once, the first content after ttft_ms, each later event itl_ms apart."""
+        app, clock = make_app()
+        conn = RawHTTP(app).send("POST", PATH + "?ttft_ms=300&itl_ms=50", STREAM)
+        self.assertEqual(len(conn.events()), 1)
+        clock.advance(0.299)
+        self.assertEqual(len(conn.events()), 1)
+        clock.advance(0.002)
+        self.assertEqual(len(conn.events()), 2)
+        self.assertEqual(arrivals(clock, conn, 0.05, 3), [3, 4, 5])
+
+    def test_headers(self) -> None:
+        """``X-Mock-TTFT-Ms`` and ``X-Mock-ITL-Ms`` do the same as the query."""
+        app, clock = make_app()
+        conn = RawHTTP(app).send("POST", PATH, STREAM, {"X-Mock-TTFT-Ms": "200", "X-Mock-ITL-Ms": "10"})
+        clock.advance(0.199)
+        self.assertEqual(len(conn.events()), 1)
+        clock.advance(0.002)
+        self.assertEqual(arrivals(clock, conn, 0.01, 2), [3, 4])
+
+    def test_ttft_alone_keeps_the_interval(self) -> None:
+        """``ttft_ms`` alone leaves the inter-token pause to the layers below ([responses] 20 ms)."""
+        app, clock = make_app()
+        conn = RawHTTP(app).send("POST", PATH + "?ttft_ms=100", STREAM)
+        clock.advance(0.101)
+        self.assertEqual(len(conn.events()), 2)
+        self.assertEqual(arrivals(clock, conn, 0.01, 4), [2, 3, 3, 4])
+
+    def test_control_beats_the_scenario(self) -> None:
+        """A request's ``ttft_ms`` wins over a scenario's stream timing (realistic's ~400 ms)."""
+        from tests.test_scenarios import scenario_app
+
+        app, clock = scenario_app("realistic", jitter=0.0)
+        conn = RawHTTP(app).send("POST", PATH + "?ttft_ms=50", STREAM)
+        clock.advance(0.051)
+        self.assertEqual(len(conn.events()), 2)
+
+    def test_rule_gives_latency(self) -> None:
+        """A response rule's ``ttft_ms`` paces the streams it matches."""
+        from mockllm.config import Config
+
+        app, clock = make_app(Config(rules=({"model": "gpt-4o-mini", "ttft_ms": 500},)))
+        conn = RawHTTP(app).send("POST", PATH, STREAM)
+        clock.advance(0.499)
+        self.assertEqual(len(conn.events()), 1)
+        clock.advance(0.002)
+        self.assertEqual(len(conn.events()), 2)
+
+
+class WholeAnswerTests(unittest.TestCase):
+    """A whole answer waits the generation time only when a latency is asked for."""
+
+    def test_waits_ttft_and_itl_per_token(self) -> None:
+        """5 tokens at ttft 100 ms, itl 10 ms: the answer comes after 100 + 4 × 10 ms."""
+        app, clock = make_app()
+        conn = RawHTTP(app).send("POST", PATH + "?ttft_ms=100&itl_ms=10&reply_tokens=5", CHAT_BODY)
+        clock.advance(0.139)
+        self.assertIsNone(conn.status)
+        clock.advance(0.002)
+        self.assertEqual(conn.json()["usage"]["completion_tokens"], 5)
+
+    def test_default_is_immediate(self) -> None:
+        """Without a latency asked for, a whole answer is sent at once (the stream interval is for streams)."""
+        app, _ = make_app()
+        conn = RawHTTP(app).send("POST", PATH, CHAT_BODY)
+        self.assertTrue(conn.complete)
+
+
+class BadControlTests(unittest.TestCase):
+    """A bad latency or token control is a 400 naming it, in the dialect's error envelope."""
+
+    def refused(self, path: str, query: str, body: dict) -> dict:
+        """The error object of the answer to ``query``."""
+        app, _ = make_app()
+        conn = RawHTTP(app).send("POST", f"{path}?{query}", body)
+        self.assertEqual(conn.status, 400)
+        return conn.json()["error"]
+
+    def test_each_control(self) -> None:
+        """Not a number, negative or above the cap: ``invalid_value`` with ``param`` the control."""
+        for query, param in [("ttft_ms=x", "ttft_ms"), ("itl_ms=-5", "itl_ms"), ("ttft_ms=600001", "ttft_ms"),
+                             ("reply_tokens=1.5", "reply_tokens"), ("reply_tokens=100001", "reply_tokens")]:
+            error = self.refused(PATH, query, CHAT_BODY)
+            self.assertEqual((error["param"], error["code"], error["type"]), (param, "invalid_value", "invalid_request_error"))
+
+    def test_responses_dialect(self) -> None:
+        """The Responses API refuses them in its own envelope too."""
+        error = self.refused("/v1/responses", "itl_ms=no", {"model": "gpt-4o-mini", "input": "Hi"})
+        self.assertEqual(error["param"], "itl_ms")
+
+
+class ReplyTokensTests(unittest.TestCase):
+    """``reply_tokens=N``: each text choice is exactly N completion tokens."""
+
+    def test_whole_answer(self) -> None:
+        """``usage.completion_tokens`` is N, however long the drawn prose would have been."""
+        app, _ = make_app()
+        for n in (1, 7, 250):
+            conn = RawHTTP(app).send("POST", PATH + f"?reply_tokens={n}", CHAT_BODY)
+            self.assertEqual(conn.json()["usage"]["completion_tokens"], n)
+            self.assertEqual(conn.json()["choices"][0]["finish_reason"], "stop")
+
+    def test_stream_has_n_content_chunks(self) -> None:
+        """A stream of N tokens has N content chunks and reports N in its usage."""
+        import json
+
+        app, clock = make_app()
+        body = {**STREAM, "stream_options": {"include_usage": True}}
+        conn = RawHTTP(app).send("POST", PATH, body, {"X-Mock-Reply-Tokens": "12"})
+        clock.pump([0.02] * 20)
+        self.assertEqual(len(content_events(conn)), 12)
+        self.assertEqual(json.loads(conn.events()[-2])["usage"]["completion_tokens"], 12)
+
+    def test_max_tokens_and_n(self) -> None:
+        """Above ``max_tokens`` each of the ``n`` choices stops there with ``length``."""
+        app, _ = make_app()
+        conn = RawHTTP(app).send("POST", PATH + "?reply_tokens=9", {**CHAT_BODY, "n": 3, "max_tokens": 4})
+        answer = conn.json()
+        self.assertEqual(answer["usage"]["completion_tokens"], 12)
+        self.assertEqual([c["finish_reason"] for c in answer["choices"]], ["length"] * 3)
+        conn = RawHTTP(app).send("POST", PATH + "?reply_tokens=3", {**CHAT_BODY, "n": 2, "max_tokens": 4})
+        self.assertEqual(conn.json()["usage"]["completion_tokens"], 6)
+
+    def test_zero(self) -> None:
+        """``reply_tokens=0``: an empty reply."""
+        app, _ = make_app()
+        conn = RawHTTP(app).send("POST", PATH + "?reply_tokens=0", CHAT_BODY)
+        self.assertEqual((conn.json()["choices"][0]["message"]["content"], conn.json()["usage"]["completion_tokens"]), ("", 0))
+
+    def test_fixed_text_is_cut_or_continued(self) -> None:
+        """A fixed text (a rule's, a scenario's) is cut to N pieces, or continued with drawn prose."""
+        request = CompletionRequest("chat", "gpt-4o-mini", False, False, ("hi",), {})
+        short = compose(request, random.Random(1), "Hello there", 30).choices[0]
+        self.assertEqual((len(short.pieces), short.text[:11]), (30, "Hello there"))
+        long = compose(request, random.Random(1), "one two three four", 2).choices[0]
+        self.assertEqual(long.pieces, ("one", " two"))

@@ -183,3 +183,139 @@ class ReplyTokensTests(unittest.TestCase):
         self.assertEqual((len(short.pieces), short.text[:11]), (30, "Hello there"))
         long = compose(request, random.Random(1), "one two three four", 2).choices[0]
         self.assertEqual(long.pieces, ("one", " two"))
+
+
+def latency_app(toml: str, current: str = "default", seed: int = 0):
+    """An app (on a clock) with the scenario layer of the configuration ``toml``."""
+    import tomllib
+
+    from mockllm.config.toml import parse_config
+    from tests.test_scenarios import scenario_app
+
+    return scenario_app(current, parse_config(tomllib.loads(toml)), seed)
+
+
+GPT4O = """
+[models.latency."gpt-4o"]
+ttft_ms = 300
+itl_ms = 40
+"""
+
+
+class ModelLatencyTests(unittest.TestCase):
+    """``[models.latency."ID"]``: the configuration's latency for one model."""
+
+    def test_parsed(self) -> None:
+        """The keys given over :class:`ModelLatency`'s defaults; a model without a table has none."""
+        import tomllib
+
+        from mockllm.config.model import ModelLatency
+        from mockllm.config.toml import parse_config
+
+        config = parse_config(tomllib.loads(GPT4O + 'jitter = "normal"\njitter_pct = 10\n'))
+        self.assertEqual(config.models.latency, {"gpt-4o": ModelLatency(300, 40, "normal", 10.0)})
+
+    def test_refused(self) -> None:
+        """An unknown key, jitter name or a value out of range names the table and key."""
+        import tomllib
+
+        from mockllm.config.toml import parse_config
+
+        for text, where in [("ttft = 1", "ttft"), ('jitter = "gamma"', "jitter"), ("jitter_pct = 101", "jitter_pct"),
+                            ("itl_ms = -1", "itl_ms"), ("load_ms_per_stream = true", "load_ms_per_stream")]:
+            with self.assertRaises(ValueError) as caught:
+                parse_config(tomllib.loads(f'[models.latency."gpt-4o"]\n{text}\n'))
+            self.assertTrue(str(caught.exception).startswith(f'[models.latency."gpt-4o"] {where}:'), caught.exception)
+
+    def test_paces_that_model_only(self) -> None:
+        """gpt-4o streams at its table's pace; gpt-4o-mini keeps the stream interval."""
+        app, clock = latency_app(GPT4O)
+        slow = RawHTTP(app).send("POST", PATH, {**STREAM, "model": "gpt-4o"})
+        quick = RawHTTP(app).send("POST", PATH, STREAM)
+        clock.advance(0.021)
+        self.assertEqual((len(slow.events()), len(quick.events())), (1, 2))
+        clock.advance(0.28)
+        self.assertEqual(len(slow.events()), 2)
+        self.assertEqual(arrivals(clock, slow, 0.04, 2), [3, 4])
+
+    def test_whole_answer_waits(self) -> None:
+        """A whole gpt-4o answer waits 300 ms + 40 ms per further token; gpt-4o-mini's comes at once."""
+        app, clock = latency_app(GPT4O)
+        conn = RawHTTP(app).send("POST", PATH + "?reply_tokens=3", {**CHAT_BODY, "model": "gpt-4o"})
+        self.assertTrue(RawHTTP(app).send("POST", PATH, CHAT_BODY).complete)
+        clock.advance(0.379)
+        self.assertIsNone(conn.status)
+        clock.advance(0.002)
+        self.assertTrue(conn.complete)
+
+    def test_request_beats_model(self) -> None:
+        """``itl_ms`` of the request with the model's TTFT: each field from the first layer giving it."""
+        app, clock = latency_app(GPT4O)
+        conn = RawHTTP(app).send("POST", PATH + "?itl_ms=5", {**STREAM, "model": "gpt-4o"})
+        clock.advance(0.301)
+        self.assertEqual(arrivals(clock, conn, 0.005, 2), [3, 4])
+
+    def test_example_file(self) -> None:
+        """mockllm/examples/latency.toml loads: two models' tables and a scenario's."""
+        from importlib import resources
+
+        from mockllm.config.toml import load_config
+
+        config = load_config(str(resources.files("mockllm") / "examples" / "latency.toml"))
+        self.assertEqual(set(config.models.latency), {"gpt-4o", "gpt-4o-mini"})
+        self.assertEqual(config.scenarios["busy-hour"]["latency"]["ttft_ms"], 1500)
+
+    def test_printed_config_loads_back(self) -> None:
+        """``--print-config`` writes a table's keys (its unset ones left out) so the file loads back."""
+        import tomllib
+
+        from mockllm.config.describe import render
+        from mockllm.config.toml import parse_config
+
+        config = parse_config(tomllib.loads('[models.latency."gpt-4o"]\nitl_ms = 9\n'))
+        self.assertEqual(parse_config(tomllib.loads(render(config))).models.latency, config.models.latency)
+
+    def test_realistic_waits_once(self) -> None:
+        """Under ``realistic`` (which times whole answers itself) a model's table adds no second wait."""
+        app, clock = latency_app(GPT4O, "realistic")
+        conn = RawHTTP(app).send("POST", PATH, {**CHAT_BODY, "model": "gpt-4o"})
+        clock.advance(2.0)
+        self.assertTrue(conn.complete)
+        self.assertEqual(len(clock.getDelayedCalls()), 0)
+
+
+BUSY = GPT4O + """
+[scenarios.busy.latency]
+ttft_ms = 1000
+"""
+
+
+class ScenarioLatencyTests(unittest.TestCase):
+    """A scenario's ``latency`` parameter: the scenario layer's timing, over the model's."""
+
+    def test_over_the_model(self) -> None:
+        """The scenario's TTFT with the model's ITL (the key it leaves out)."""
+        app, clock = latency_app(BUSY, "busy")
+        conn = RawHTTP(app).send("POST", PATH, {**STREAM, "model": "gpt-4o"})
+        clock.advance(0.999)
+        self.assertEqual(len(conn.events()), 1)
+        clock.advance(0.002)
+        self.assertEqual(arrivals(clock, conn, 0.04, 2), [3, 4])
+
+    def test_request_beats_scenario(self) -> None:
+        """``?ttft_ms=`` beats the scenario's; ``X-Mock-Scenario`` picks the scenario per request."""
+        app, clock = latency_app(BUSY)
+        conn = RawHTTP(app).send("POST", PATH + "?ttft_ms=10", {**STREAM, "model": "gpt-4o"}, {"X-Mock-Scenario": "busy"})
+        clock.advance(0.011)
+        self.assertEqual(len(conn.events()), 2)
+
+    def test_switched_at_runtime(self) -> None:
+        """The admin API's switch takes a latency table too, checked like the file's."""
+        from mockllm.scenario import ScenarioRunner, define, discover
+        from twisted.internet.task import Clock
+
+        run = ScenarioRunner(define(discover().scenarios), Clock())
+        run.switch("default", {"latency": {"itl_ms": 7, "jitter": "lognormal"}})
+        self.assertEqual(run.describe()["parameters"]["latency"], {"itl_ms": 7, "jitter": "lognormal"})
+        with self.assertRaises(ValueError):
+            run.switch("default", {"latency": {"itl_ms": "fast"}})

@@ -319,3 +319,173 @@ class ScenarioLatencyTests(unittest.TestCase):
         self.assertEqual(run.describe()["parameters"]["latency"], {"itl_ms": 7, "jitter": "lognormal"})
         with self.assertRaises(ValueError):
             run.switch("default", {"latency": {"itl_ms": "fast"}})
+
+
+class JitterTests(unittest.TestCase):
+    """Each jitter distribution: drawn with the request's generator, never negative."""
+
+    def pauses(self, distribution: str, pct: float, seed: int = 1, count: int = 2000) -> list[float]:
+        """``count`` inter-token pauses of 10 ms under ``distribution`` with spread ``pct``."""
+        from mockllm.behaviour.engine import paced
+        from mockllm.behaviour.plan import StreamTiming
+
+        pause = paced(StreamTiming(0.01, 0.01, pct / 100, distribution), random.Random(seed))
+        return [pause(False, sent) for sent in range(1, count + 1)]
+
+    def test_none(self) -> None:
+        """``none``: every pause is the configured one, whatever the spread."""
+        self.assertEqual(set(self.pauses("none", 50)), {0.01})
+
+    def test_uniform_band(self) -> None:
+        """``uniform``: within ±spread of the pause, and varied."""
+        pauses = self.pauses("uniform", 20)
+        self.assertTrue(all(0.008 <= p <= 0.012 for p in pauses))
+        self.assertGreater(len(set(pauses)), 1900)
+
+    def test_never_negative(self) -> None:
+        """A normal jitter as wide as the pause itself is cut at 0; log-normal is always above it."""
+        normal, lognormal = self.pauses("normal", 100), self.pauses("lognormal", 100)
+        self.assertEqual(min(normal), 0.0)
+        self.assertGreater(min(lognormal), 0.0)
+
+    def test_means(self) -> None:
+        """``normal`` and ``lognormal`` keep the configured pause as their mean."""
+        for distribution in ("normal", "lognormal"):
+            pauses = self.pauses(distribution, 10, count=5000)
+            self.assertLess(abs(sum(pauses) / len(pauses) - 0.01), 0.0002)
+
+    def test_seeded(self) -> None:
+        """The same seed gives the same pauses; another seed others."""
+        self.assertEqual(self.pauses("lognormal", 30), self.pauses("lognormal", 30))
+        self.assertNotEqual(self.pauses("lognormal", 30), self.pauses("lognormal", 30, seed=2))
+
+    def test_unknown_distribution(self) -> None:
+        """A :class:`StreamTiming` refuses a distribution it cannot draw."""
+        from mockllm.behaviour.plan import StreamTiming
+
+        with self.assertRaises(ValueError):
+            StreamTiming(distribution="gamma")
+
+
+JITTERY = """
+[models.latency."gpt-4o-mini"]
+ttft_ms = 100
+itl_ms = 10
+jitter = "normal"
+jitter_pct = 30
+"""
+
+
+def schedule(seed: int) -> list[float]:
+    """When each pause of one stream of a seeded server ends (the clock's pending calls, in order)."""
+    app, clock = latency_app(JITTERY, seed=seed)
+    conn = RawHTTP(app).send("POST", PATH, STREAM, {"X-Mock-Key": "k"})
+    times = []
+    while clock.getDelayedCalls():
+        call = clock.getDelayedCalls()[0]
+        times.append(round(call.getTime() - clock.seconds(), 9))
+        clock.advance(call.getTime() - clock.seconds())
+    assert conn.complete
+    return times
+
+
+class SeededJitterTests(unittest.TestCase):
+    """``--seed`` reproduces a stream's jittered pauses."""
+
+    def test_same_seed_same_pauses(self) -> None:
+        """Two servers with one seed pace the same request alike; another seed paces it otherwise."""
+        first = schedule(7)
+        self.assertEqual(first, schedule(7))
+        self.assertNotEqual(first, schedule(8))
+        self.assertGreater(len(set(first)), 5)
+
+
+LOADED = """
+[models.latency."gpt-4o-mini"]
+ttft_ms = 100
+itl_ms = 20
+load_ms_per_stream = 10
+"""
+
+
+class LoadTests(unittest.TestCase):
+    """``load_ms_per_stream``: pauses grow with the other streams open."""
+
+    def test_pauses_grow_with_open_streams(self) -> None:
+        """A lone stream waits its TTFT; a second one opened beside it 10 ms more, a third 20 ms more."""
+        app, clock = latency_app(LOADED)
+        load = app.completions._engine.load  # the app's one counter
+        streams = [RawHTTP(app).send("POST", PATH, STREAM) for _ in range(3)]
+        self.assertEqual(load.open, 3)
+        clock.advance(0.101)
+        self.assertEqual([len(s.events()) for s in streams], [2, 1, 1])
+        clock.advance(0.010)
+        self.assertEqual([len(s.events()) for s in streams], [2, 2, 1])
+        clock.advance(0.010)
+        self.assertEqual([len(s.events()) for s in streams], [2, 2, 2])
+
+    def test_counted_until_the_end(self) -> None:
+        """A stream counts while it is open: until its last event, or until a client that left is let go."""
+        import gc
+
+        app, clock = latency_app(LOADED)
+        load = app.completions._engine.load
+        done, left = RawHTTP(app).send("POST", PATH, STREAM), RawHTTP(app).send("POST", PATH, STREAM)
+        self.assertEqual(load.open, 2)
+        left.disconnect()
+        del left
+        gc.collect()
+        self.assertEqual(load.open, 1)
+        clock.pump([0.05] * 200)
+        self.assertTrue(done.complete)
+        self.assertEqual(load.open, 0)
+
+    def test_whole_answer_counts_open_streams(self) -> None:
+        """A whole answer's wait grows with the streams open when it starts (it is not one itself)."""
+        app, clock = latency_app(LOADED)
+        RawHTTP(app).send("POST", PATH, STREAM)
+        whole = RawHTTP(app).send("POST", PATH + "?reply_tokens=1", CHAT_BODY)
+        clock.advance(0.109)
+        self.assertIsNone(whole.status)
+        clock.advance(0.002)
+        self.assertTrue(whole.complete)
+
+
+class SDKLatencyTests(unittest.TestCase):
+    """Over a real socket, the official SDK streams a latency-shaped reply (timed by the server's clock)."""
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        """A server on a loopback port, on the real reactor, keeping its finished exchanges."""
+        from twisted.internet import reactor
+
+        from mockllm.http.routes import MockLLM
+        from mockllm.config import Config
+        from tests.support import Finished, listen
+
+        self.finished = Finished()
+        self.base = listen(self, MockLLM(Config(), reactor, observers=[self.finished]))
+
+    async def test_stream_shape(self) -> None:
+        """``reply_tokens=20`` gives 20 content chunks; the first token comes at least ttft_ms after the request."""
+        import openai
+        from twisted.internet.threads import deferToThread
+
+        client = openai.OpenAI(base_url=self.base + "/v1", api_key="sk-test", timeout=10, max_retries=0)
+        self.addCleanup(client.close)
+
+        def run():
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True,
+                stream_options={"include_usage": True}, extra_query={"itl_ms": "2"},
+                extra_headers={"X-Mock-TTFT-Ms": "150", "X-Mock-Reply-Tokens": "20"},
+            )
+            return list(stream)
+
+        chunks = await deferToThread(run)
+        contents = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        self.assertEqual((len(contents), chunks[-1].usage.completion_tokens), (20, 20))
+        (ex,) = [ex for ex in self.finished if ex.path.endswith("completions")]
+        self.assertGreaterEqual(ex.first_token_at - ex.started, 0.15)
+        self.assertGreaterEqual(ex.finished_at - ex.first_token_at, 0.002 * 19)

@@ -46,6 +46,8 @@ def compose(request: CompletionRequest, rng: random.Random, text: str | None = N
     stop sequences and ``max_tokens`` apply; tool calls and JSON formats keep their own length.
     """
     draws = random.Random(request.seed) if request.seed is not None else rng
+    if request.n == 1:  # one choice draws from ``draws`` itself (a generator of its own costs more than the draw)
+        return Reply((_choice(request, draws, text, tokens),))
     return Reply(tuple(_choice(request, random.Random(draws.getrandbits(64)), text, tokens) for _ in range(request.n)))
 
 

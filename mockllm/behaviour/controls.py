@@ -62,6 +62,10 @@ class ControlLookup:
             if name.startswith(b"x-mock-"):
                 found[name[7:].decode("latin-1").replace("-", "_")] = values[-1].decode("utf-8", "replace")
 
+    def __bool__(self) -> bool:
+        """Whether the request has a query string or an ``X-Mock-*`` header (else no control is given)."""
+        return bool(self._query or self._headers)
+
     def __call__(self, name: str) -> str | None:
         """The control ``name``'s value (its last occurrence), or ``None``."""
         values = self._query.get(name)
@@ -237,11 +241,17 @@ def _reply_tokens(lookup: Lookup) -> int | None:
     return None if text is None else _whole("reply_tokens", text, MAX_REPLY_TOKENS, "tokens", "tokens")
 
 
+#: The plan layer of a request without any control.
+NO_CONTROLS = PlanPart()
+
+
 def parse_controls(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> PlanPart:
     """The request's own plan layer from ``delay``, ``drip_ms``, ``fail`` and the fault controls
     (``fail_chunk``, ``fail_mode``, ``fail_status``, ``retry_after``, ``should_retry``,
     ``retry_after_format``), the latency (``ttft_ms``, ``itl_ms``) and ``reply_tokens``; see
-    ``docs/api.md``."""
+    ``docs/api.md``.  A :class:`ControlLookup` that finds no control at all makes no opinion at once."""
+    if not lookup:
+        return NO_CONTROLS
     delay_text, drip_text = lookup("delay"), lookup("drip_ms")
     delay = None if delay_text is None else _whole_ms("delay", delay_text, max_delay_ms) / 1000
     drip = None if drip_text is None else _whole_ms("drip_ms", drip_text, max_delay_ms) / 1000

@@ -281,5 +281,10 @@ def resolve(*layers: PlanPart) -> Plan:
             if value is not None:
                 chosen[name] = value
                 break
-    chosen["timing"] = merged_timing(*(layer.timing for layer in layers))
+    for index, layer in enumerate(layers):
+        timing = layer.timing
+        if timing is not None:  # most plans: one whole StreamTiming, taken as it is
+            whole = isinstance(timing, StreamTiming)
+            chosen["timing"] = timing if whole else merged_timing(*(lower.timing for lower in layers[index:]))
+            break
     return Plan(**chosen)

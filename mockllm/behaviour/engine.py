@@ -87,6 +87,7 @@ class Engine:
         self._ids = ids
         #: Replies and jitter of plans without a seed of their own.
         self._rng = rng
+        #: The streams open now (each stream's script is counted while it runs).
         self.load = load if load is not None else OpenStreams()
 
     def script(self, dialect: IDialect, request: CompletionRequest, plan: Plan) -> Iterable[Step]:

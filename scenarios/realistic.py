@@ -44,11 +44,13 @@ class Realistic:
         jitter = params["jitter"]
         first_token = params["first_token_ms"] / 1000 * (1 + rng.uniform(-jitter, jitter))
         inter_token = params["inter_token_ms"] / 1000
+        timing = StreamTiming(first_token, inter_token, jitter)
         if request.stream:
-            return PlanPart(delay=0.0, timing=StreamTiming(first_token, inter_token, jitter))
+            return PlanPart(delay=0.0, timing=timing)
         reply = draw_reply(rng, request.texts[-1] if request.texts else "")
         generation = count_tokens(reply) * inter_token * (1 + rng.uniform(-jitter, jitter))
-        return PlanPart(delay=first_token + generation, content=reply)
+        # its own timing, so that a model's latency table does not make the answer wait twice
+        return PlanPart(delay=first_token + generation, content=reply, timing=timing)
 
 
 realistic = Realistic()

@@ -189,8 +189,8 @@ class ValidationTests(unittest.TestCase):
         self.assertTrue(str(bad_regex).startswith("rules[1].message: expected a valid regular expression (missing ),"))
         self.assertEqual(str(self.refused({"modle": "x", "content": "y"})),
                          "rules[0].modle: unknown key; expected one of model, path, message, tools, header, content, "
-                         "tool_call, finish_reason, delay, drip_ms, fail, fail_chunk, fail_mode, fail_status, retry_after, "
-                         "retry_after_format, should_retry")
+                         "tool_call, finish_reason, delay, drip_ms, fail, fail_chunk, fail_mode, fail_status, itl_ms, "
+                         "reply_tokens, retry_after, retry_after_format, should_retry, ttft_ms")
         self.assertEqual(self.refused({"fail": "nope"}).param, "rules[0].fail")
         self.assertIn("Unknown fail type", str(self.refused({"fail": "nope"})))
         self.assertEqual(self.refused({"delay": -5}).param, "rules[0].delay")

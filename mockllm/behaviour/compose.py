@@ -16,7 +16,7 @@ import json
 import random
 import re
 import string
-from mockllm.behaviour.content import draw_reply, tokenize
+from mockllm.behaviour.content import count_tokens, draw_reply, tokenize
 from mockllm.behaviour.reply import Alternative, Choice, Reply, TokenLogprob, ToolCall
 from mockllm.behaviour.request import CompletionRequest, Tool
 from mockllm.behaviour.schemagen import instance
@@ -37,24 +37,43 @@ _WORD = re.compile(r"[a-z0-9]+")
 _NAME_PART = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
-def compose(request: CompletionRequest, rng: random.Random, text: str | None = None) -> Reply:
+def compose(request: CompletionRequest, rng: random.Random, text: str | None = None, tokens: int | None = None) -> Reply:
     """The reply to ``request``: ``request.n`` choices drawn with ``rng`` (or the request's seed).
 
     ``text`` (a scenario's fixed text) replaces the drawn prose of a text answer; it still ends at
-    a stop sequence and is cut to ``max_tokens``.
+    a stop sequence and is cut to ``max_tokens``.  ``tokens`` (``reply_tokens``) makes each plain
+    text choice that many pieces long (the text cut, or drawn prose added after it), before the
+    stop sequences and ``max_tokens`` apply; tool calls and JSON formats keep their own length.
     """
     draws = random.Random(request.seed) if request.seed is not None else rng
-    return Reply(tuple(_choice(request, random.Random(draws.getrandbits(64)), text) for _ in range(request.n)))
+    if request.n == 1:  # one choice draws from ``draws`` itself (a generator of its own costs more than the draw)
+        return Reply((_choice(request, draws, text, tokens),))
+    return Reply(tuple(_choice(request, random.Random(draws.getrandbits(64)), text, tokens) for _ in range(request.n)))
 
 
-def _choice(request: CompletionRequest, rng: random.Random, text: str | None) -> Choice:
+def _choice(request: CompletionRequest, rng: random.Random, text: str | None, tokens: int | None) -> Choice:
     """One choice: tool calls if the request's tools and ``tool_choice`` call for them, else text."""
     tools = tools_to_call(request, rng)
     if tools:
         return _calls(request, rng, tools)
-    pieces, finish = cut(answer_text(request, rng, text), request)
+    whole = answer_text(request, rng, text)
+    if request.output_format != "text":
+        tokens = None
+    if tokens is not None:
+        whole = at_least(whole, tokens, request, rng)
+    pieces, finish = cut(whole, request, tokens)
     logprobs = _logprobs(pieces, request.top_logprobs, rng) if request.logprobs else None
     return Choice(pieces, finish_reason=finish, logprobs=logprobs)
+
+
+def at_least(text: str, tokens: int, request: CompletionRequest, rng: random.Random) -> str:
+    """``text``, followed by as many drawn replies as it takes to make ``tokens`` pieces or more."""
+    parts, count = [text], count_tokens(text)
+    while count < tokens:
+        more = " " + draw_reply(rng, request.last_text)
+        parts.append(more)
+        count += count_tokens(more)
+    return "".join(parts)
 
 
 def tools_to_call(request: CompletionRequest, rng: random.Random) -> tuple[Tool, ...]:
@@ -129,13 +148,15 @@ def _is_json_object(text: str) -> bool:
         return False
 
 
-def cut(text: str, request: CompletionRequest) -> tuple[tuple[str, ...], str]:
-    """``text`` ended before its first stop sequence and cut to ``max_tokens``, as pieces, and the
-    finish reason (``"length"`` when cut to ``max_tokens``)."""
+def cut(text: str, request: CompletionRequest, tokens: int | None = None) -> tuple[tuple[str, ...], str]:
+    """``text`` ended before its first stop sequence, cut to ``tokens`` pieces (if given), then to
+    ``max_tokens``, as pieces, and the finish reason (``"length"`` when cut to ``max_tokens``)."""
     ends = [at for at in (text.find(stop) for stop in request.stop if stop) if at >= 0]
     if ends:
         text = text[: min(ends)]
     pieces = tuple(tokenize(text))
+    if tokens is not None:
+        pieces = pieces[:tokens]
     if request.max_tokens is not None and len(pieces) > request.max_tokens:
         return pieces[: request.max_tokens], "length"
     return pieces, "stop"

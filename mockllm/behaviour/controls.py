@@ -2,8 +2,9 @@
 Request controls: the seed's failure controls, read from the query string or ``X-Mock-*`` headers.
 
 :func:`parse_controls` makes the request's own plan layer (``delay``, ``drip_ms``, ``fail``,
-``fail_chunk``, ``fail_mode``, ``fail_status``, and the retry hints ``retry_after``,
-``should_retry``, ``retry_after_format``) from any lookup of control names, so response rules
+``fail_chunk``, ``fail_mode``, ``fail_status``, the retry hints ``retry_after``,
+``should_retry``, ``retry_after_format``, the latency ``ttft_ms`` and ``itl_ms``, and
+``reply_tokens``) from any lookup of control names, so response rules
 get every fault from it too; :class:`ControlLookup` finds a control by name, the query
 string first.  Every problem raises a 400 :class:`~mockllm.behaviour.errors.APIError` whose
 ``param`` names the control.  Controls are read from the query string only, never from a
@@ -30,9 +31,11 @@ from mockllm.behaviour.plan import (
     StallFault,
     StatusFault,
     TimeoutFault,
+    TimingPart,
+    latency_timing,
 )
 from mockllm.config.checks import ascii_whole
-from mockllm.config.model import DEFAULT_FAIL_STATUS
+from mockllm.config.model import DEFAULT_FAIL_STATUS, MAX_REPLY_TOKENS
 
 Lookup = Callable[[str], "str | None"]
 
@@ -59,6 +62,10 @@ class ControlLookup:
             if name.startswith(b"x-mock-"):
                 found[name[7:].decode("latin-1").replace("-", "_")] = values[-1].decode("utf-8", "replace")
 
+    def __bool__(self) -> bool:
+        """Whether the request has a query string or an ``X-Mock-*`` header (else no control is given)."""
+        return bool(self._query or self._headers)
+
     def __call__(self, name: str) -> str | None:
         """The control ``name``'s value (its last occurrence), or ``None``."""
         values = self._query.get(name)
@@ -73,17 +80,22 @@ class ControlLookup:
 
 def _whole_ms(name: str, text: str, cap: int) -> int:
     """``text`` as whole milliseconds from 0 to ``cap``, or a 400 naming ``name``."""
+    return _whole(name, text, cap, "milliseconds", "ms")
+
+
+def _whole(name: str, text: str, cap: int, units: str, unit: str) -> int:
+    """``text`` as a whole number of ``units`` from 0 to ``cap``, or a 400 naming ``name``."""
     text = text.strip()
     value = ascii_whole(text.removeprefix("-"), 15)
     if value is None:
         raise invalid_request(
-            f"Invalid '{name}': expected a whole number of milliseconds, got {text!r}.", name, "invalid_value"
+            f"Invalid '{name}': expected a whole number of {units}, got {text!r}.", name, "invalid_value"
         )
     if text.startswith("-") and value:
         raise invalid_request(f"Invalid '{name}': must not be negative, got -{value}.", name, "invalid_value")
     if value > cap:
         raise invalid_request(
-            f"Invalid '{name}': {value} ms is above this server's cap of {cap} ms.", name, "invalid_value"
+            f"Invalid '{name}': {value} {unit} is above this server's cap of {cap} {unit}.", name, "invalid_value"
         )
     return value
 
@@ -212,11 +224,41 @@ def _request_fault(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> Fault
     return fault
 
 
+def _timing(lookup: Lookup, max_delay_ms: int) -> TimingPart | None:
+    """``ttft_ms`` and ``itl_ms``: the stream's time to first token and inter-token pause (a whole
+    answer then waits as long as streaming would take); ``None`` when neither is given."""
+    ttft_text, itl_text = lookup("ttft_ms"), lookup("itl_ms")
+    if ttft_text is None and itl_text is None:
+        return None
+    ttft = None if ttft_text is None else _whole_ms("ttft_ms", ttft_text, max_delay_ms)
+    itl = None if itl_text is None else _whole_ms("itl_ms", itl_text, max_delay_ms)
+    return latency_timing({"ttft_ms": ttft, "itl_ms": itl})
+
+
+def _reply_tokens(lookup: Lookup) -> int | None:
+    """``reply_tokens``: how many completion tokens each text choice has."""
+    text = lookup("reply_tokens")
+    return None if text is None else _whole("reply_tokens", text, MAX_REPLY_TOKENS, "tokens", "tokens")
+
+
+#: The plan layer of a request without any control.
+NO_CONTROLS = PlanPart()
+
+
 def parse_controls(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> PlanPart:
     """The request's own plan layer from ``delay``, ``drip_ms``, ``fail`` and the fault controls
     (``fail_chunk``, ``fail_mode``, ``fail_status``, ``retry_after``, ``should_retry``,
-    ``retry_after_format``); see ``docs/api.md``."""
+    ``retry_after_format``), the latency (``ttft_ms``, ``itl_ms``) and ``reply_tokens``; see
+    ``docs/api.md``.  A :class:`ControlLookup` that finds no control at all makes no opinion at once."""
+    if not lookup:
+        return NO_CONTROLS
     delay_text, drip_text = lookup("delay"), lookup("drip_ms")
     delay = None if delay_text is None else _whole_ms("delay", delay_text, max_delay_ms) / 1000
     drip = None if drip_text is None else _whole_ms("drip_ms", drip_text, max_delay_ms) / 1000
-    return PlanPart(delay=delay, fault=_request_fault(lookup, max_delay_ms, timeout_s), drip=drip)
+    return PlanPart(
+        delay=delay,
+        fault=_request_fault(lookup, max_delay_ms, timeout_s),
+        timing=_timing(lookup, max_delay_ms),
+        drip=drip,
+        reply_tokens=_reply_tokens(lookup),
+    )

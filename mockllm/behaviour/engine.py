@@ -21,7 +21,9 @@ out a few bytes at a time, ``drip`` seconds apart.
 
 Pacing of a stream: lead frames (chat's role event) go at once; the first frame after them
 waits the time to first token, every later one the inter-token pause, each with the plan's
-jitter.
+jitter (:mod:`.latency`) and, under a load-aware latency, longer for each other stream open
+(:mod:`.load`).  A whole answer whose timing says so (``whole_waits``: a latency asked for by
+``ttft_ms``/``itl_ms`` or a latency table) waits the time generating it takes before its head.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from twisted.internet.interfaces import IReactorTime
 
 from mockllm.behaviour.compose import compose
 from mockllm.behaviour.errors import APIError
+from mockllm.behaviour.latency import generation_time, jittered
+from mockllm.behaviour.load import OpenStreams
 from mockllm.behaviour.plan import (
     NO_FAULT,
     ChunkFault,
@@ -75,12 +79,17 @@ DRIP_BYTES = 8
 class Engine:
     """Writes the script of each answer: the plan's delay, its fault or its reply."""
 
-    def __init__(self, clock: IReactorTime, ids: random.Random, rng: random.Random) -> None:
+    def __init__(
+        self, clock: IReactorTime, ids: random.Random, rng: random.Random, load: OpenStreams | None = None
+    ) -> None:
+        """``load``: the open streams a load-aware latency grows with (default: this engine's own count)."""
         self._clock = clock
         #: Answer ids; apart from ``rng`` so that ids never shift seeded replies.
         self._ids = ids
         #: Replies and jitter of plans without a seed of their own.
         self._rng = rng
+        #: The streams open now (each stream's script is counted while it runs).
+        self.load = load if load is not None else OpenStreams()
 
     def script(self, dialect: IDialect, request: CompletionRequest, plan: Plan) -> Iterable[Step]:
         """The steps answering ``request`` as ``plan`` says (after the plan's delay, if any; dripped if asked)."""
@@ -104,9 +113,14 @@ class Engine:
         reply = self.reply(plan, request, rng) if dialect.replies else Reply(())
         stamp = Stamp(dialect.new_id(self._ids), int(self._clock.seconds()))
         count = Count(reply.completion_tokens)
+        load = self.load
         if request.stream and not isinstance(fault, MalformedFault):
-            return itertools.chain((count,), stream_script(dialect, request, reply, stamp, paced(plan.timing, rng), fault))
-        return (count, *whole_script(dialect, dialect.render(request, reply, stamp), fault))
+            pause = paced(plan.timing, rng, load.others)
+            return itertools.chain((count,), load.counted(stream_script(dialect, request, reply, stamp, pause, fault)))
+        whole = whole_script(dialect, dialect.render(request, reply, stamp), fault)
+        if plan.timing.whole_waits and dialect.replies:
+            return (count, Wait(generation_time(paced(plan.timing, rng, lambda: load.open), reply)), *whole)
+        return (count, *whole)
 
     @staticmethod
     def reply(plan: Plan, request: CompletionRequest, rng: random.Random) -> Reply:
@@ -115,7 +129,7 @@ class Engine:
         content = plan.content
         if isinstance(content, Reply):
             return content
-        return compose(request, rng, content)
+        return compose(request, rng, content, plan.reply_tokens)
 
 
 def error_script(dialect: IDialect, error: APIError) -> tuple[Step, ...]:
@@ -129,16 +143,27 @@ def body_head(status: int, content_type: bytes, body: bytes, headers: HeaderPair
     return Head(status, (*headers, (b"content-type", content_type), (b"content-length", b"%d" % len(body))))
 
 
-def paced(timing: StreamTiming, rng: random.Random) -> Callable[[bool, int], float]:
+def _idle() -> int:
+    """No other stream is open."""
+    return 0
+
+
+def paced(
+    timing: StreamTiming, rng: random.Random, others: Callable[[], int] = _idle
+) -> Callable[[bool, int], float]:
     """The pause before each frame: ``pause(leading, sent)``, where ``leading`` says the frame is a
-    lead frame before any other and ``sent`` counts the non-lead frames already sent."""
+    lead frame before any other and ``sent`` counts the non-lead frames already sent.  A pause
+    grows by ``timing.load`` for each of the ``others()`` streams open at the time, then varies by
+    the timing's jitter (drawn with ``rng``)."""
 
     def pause(leading: bool, sent: int) -> float:
         if leading:
             return 0.0
         base = timing.first_token if not sent else timing.inter_token
+        if timing.load:
+            base += timing.load * others()
         if timing.jitter and base:
-            base *= 1 + rng.uniform(-timing.jitter, timing.jitter)
+            base = jittered(base, timing.distribution, timing.jitter, rng)
         return base
 
     return pause

@@ -11,9 +11,10 @@ engine (:mod:`mockllm.behaviour.engine`) turns a plan into a script of steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any, Mapping
 
 from mockllm.behaviour.reply import Reply
-from mockllm.config.model import DEFAULT_FAIL_STATUS
+from mockllm.config.model import DEFAULT_FAIL_STATUS, DEFAULT_JITTER, JITTERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +135,86 @@ def fitting(fault: Fault, stream: bool) -> Fault:
 
 @dataclass(frozen=True, slots=True)
 class StreamTiming:
-    """When streamed chunks are sent, in seconds."""
+    """When streamed chunks are sent, in seconds: the latency model of one answer."""
 
     #: Before the first content chunk (time to first token), after the role chunk.
     first_token: float = 0.0
     #: Between content chunks.
     inter_token: float = 0.02
-    #: Each pause is multiplied by a uniform factor in ``[1 - jitter, 1 + jitter]``.
+    #: How much each pause varies: the spread of ``distribution`` as a fraction of the pause
+    #: (``uniform``: a factor in ``[1 - jitter, 1 + jitter]``; ``normal``, ``lognormal``: its
+    #: standard deviation).
     jitter: float = 0.0
+    #: How pauses vary: one of :data:`~mockllm.config.model.JITTERS`.
+    distribution: str = DEFAULT_JITTER
+    #: Seconds added to each pause for every other stream open at the time (load-aware latency).
+    load: float = 0.0
+    #: Whether a whole (not streamed) answer also waits the time generating it takes: the time to
+    #: first token and an inter-token pause per further token (a latency that was asked for).
+    whole_waits: bool = False
+
+    def __post_init__(self) -> None:
+        if self.distribution not in JITTERS:
+            raise ValueError(f"distribution: expected one of {', '.join(JITTERS)}, got {self.distribution!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TimingPart:
+    """Part of a :class:`StreamTiming`: ``None`` fields are left to the layers below (``?ttft_ms=``
+    alone keeps the scenario's or the model's inter-token pause)."""
+
+    first_token: float | None = None
+    inter_token: float | None = None
+    jitter: float | None = None
+    distribution: str | None = None
+    load: float | None = None
+    whole_waits: bool | None = None
+
+
+_TIMING_FIELDS = tuple(f.name for f in fields(StreamTiming))
+_DEFAULT_TIMING = StreamTiming()
+#: How a latency table's keys (``[models.latency."ID"]``, a scenario's ``latency``) become
+#: :class:`StreamTiming` fields: the field and the factor (ms to seconds, percent to a fraction).
+_LATENCY_KEYS: Mapping[str, tuple[str, float]] = {
+    "ttft_ms": ("first_token", 1e-3),
+    "itl_ms": ("inter_token", 1e-3),
+    "jitter_pct": ("jitter", 1e-2),
+    "load_ms_per_stream": ("load", 1e-3),
+}
+
+
+def latency_timing(table: Mapping[str, Any]) -> TimingPart:
+    """The timing a latency table asks for (its ``None`` or absent keys left to the layers below);
+    a whole answer then waits too (:attr:`StreamTiming.whole_waits`)."""
+    chosen: dict[str, Any] = {"whole_waits": True}
+    for key, value in table.items():
+        if value is None:
+            continue
+        if key == "jitter":
+            chosen["distribution"] = value
+        else:
+            name, factor = _LATENCY_KEYS[key]
+            chosen[name] = value * factor
+    return TimingPart(**chosen)
+
+
+def merged_timing(*timings: StreamTiming | TimingPart | None) -> StreamTiming:
+    """``timings`` (most specific first) as one :class:`StreamTiming`: each field from the first that
+    gives it, else its default."""
+    chosen: dict[str, Any] = {}
+    for timing in timings:
+        if timing is None:
+            continue
+        if isinstance(timing, StreamTiming) and not chosen:
+            return timing
+        for name in _TIMING_FIELDS:
+            if name not in chosen:
+                value = getattr(timing, name)
+                if value is not None:
+                    chosen[name] = value
+        if isinstance(timing, StreamTiming):
+            break
+    return StreamTiming(**chosen) if chosen else _DEFAULT_TIMING
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +225,18 @@ class PlanPart:
     fault: Fault | None = None
     #: The reply: text (one choice) or a whole :class:`~mockllm.behaviour.reply.Reply`.
     content: str | Reply | None = None
-    timing: StreamTiming | None = None
+    #: The stream pacing: whole (:class:`StreamTiming`), or some fields of it (:class:`TimingPart`,
+    #: the rest from the layers below).
+    timing: StreamTiming | TimingPart | None = None
     #: Seeds the request's own draws (reply text, stream jitter); the scenario layer sets it from
     #: its per-key generator, so ``--seed`` reproduces them per client key.
     seed: int | None = None
     #: Write the body (a whole answer, or each stream event) a few bytes at a time, this many
     #: seconds apart (``?drip_ms=``); 0: all at once.
     drip: float | None = None
+    #: Make each text choice exactly this many completion tokens (``?reply_tokens=``), unless a stop
+    #: sequence or ``max_tokens`` ends it sooner.
+    reply_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +251,8 @@ class Plan:
     #: ``None``: draw from the app's own generator.
     seed: int | None = None
     drip: float = 0.0
+    #: ``None``: the reply is as long as its text.
+    reply_tokens: int | None = None
 
     @property
     def fault_name(self) -> str | None:
@@ -188,16 +268,23 @@ class Plan:
         return None if self.fault_name is None else self.fault.at
 
 
-_FIELDS = tuple(f.name for f in fields(PlanPart))
+_FIELDS = tuple(f.name for f in fields(PlanPart) if f.name != "timing")
 
 
 def resolve(*layers: PlanPart) -> Plan:
-    """Merge ``layers`` (most specific first) into a :class:`Plan`."""
-    chosen = {}
+    """Merge ``layers`` (most specific first) into a :class:`Plan`; the timing field by field
+    (:func:`merged_timing`)."""
+    chosen: dict[str, Any] = {}
     for name in _FIELDS:
         for layer in layers:
             value = getattr(layer, name)
             if value is not None:
                 chosen[name] = value
                 break
+    for index, layer in enumerate(layers):
+        timing = layer.timing
+        if timing is not None:  # most plans: one whole StreamTiming, taken as it is
+            whole = isinstance(timing, StreamTiming)
+            chosen["timing"] = timing if whole else merged_timing(*(lower.timing for lower in layers[index:]))
+            break
     return Plan(**chosen)

@@ -57,7 +57,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from mockllm.behaviour.caller import Caller
 from mockllm.behaviour.errors import APIError
-from mockllm.behaviour.plan import PlanPart, StatusFault
+from mockllm.behaviour.plan import PlanPart, StatusFault, latency_timing
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.checks import (
     MAX_MS,
@@ -65,6 +65,7 @@ from mockllm.config.checks import (
     apply,
     boolean,
     decimal,
+    latency,
     milliseconds,
     optional,
     statuses,
@@ -149,6 +150,12 @@ COMMON: Mapping[str, Parameter] = MappingProxyType(
         ),
         "error_statuses": Parameter(
             (429, 500, 503), "The statuses those errors are drawn from, evenly", statuses()
+        ),
+        "latency": Parameter(
+            None,
+            "Time to first token, inter-token latency, jitter and load: a table of ttft_ms, itl_ms, jitter, "
+            "jitter_pct, load_ms_per_stream (null: the model's)",
+            optional(latency(), "use the model's latency"),
         ),
     }
 )
@@ -402,13 +409,16 @@ def unknown_scenario_error(name: str, known: Iterable[str]) -> APIError:
 
 def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
     """
-    ``part`` with the common parameters (then the configuration) deciding its empty delay and
-    fault, and a seed from this key's generator for the request's own draws (reply, jitter).
+    ``part`` with the common parameters (then the configuration) deciding its empty delay,
+    fault and timing (``latency``), and a seed from this key's generator for the request's own
+    draws (reply, jitter).
     """
     params, responses = state.params, state.responses
     filled: dict[str, Any] = {}
     if part.delay is None and params["default_delay_ms"] is not None:
         filled["delay"] = params["default_delay_ms"] / 1000
+    if part.timing is None and params["latency"] is not None:
+        filled["timing"] = latency_timing(params["latency"])
     if part.fault is None:
         rate = params["error_rate_percent"]
         rate = responses.error_rate_percent if rate is None else rate

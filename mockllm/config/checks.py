@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+from mockllm.config.model import JITTERS
 
 #: A value check: returns the (possibly normalised) value or raises ``ValueError(expected)``.
 Check = Callable[[Any], Any]
@@ -190,6 +192,39 @@ def optional(check: Check, meaning: str) -> Check:
             raise ValueError(f"{error}, or null ({meaning})") from None
 
     return check_optional
+
+
+def table(checks: Mapping[str, Check]) -> Check:
+    """A table (a dict) of some of the keys of ``checks``, each value checked; returned as a dict."""
+    expected = f"a table of {', '.join(checks)}"
+
+    def check(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not set(value) <= set(checks):
+            raise ValueError(expected)
+        checked = {}
+        for key, item in value.items():
+            try:
+                checked[key] = checks[key](item)
+            except ValueError as error:
+                raise ValueError(f"{expected} with {key} {error}") from None
+        return checked
+
+    return check
+
+
+#: The keys of a latency table (``[models.latency."ID"]``, a scenario's ``latency``) and their checks.
+LATENCY_CHECKS: Mapping[str, Check] = {
+    "ttft_ms": milliseconds(),
+    "itl_ms": milliseconds(),
+    "jitter": one_of(JITTERS),
+    "jitter_pct": decimal(0, 100),
+    "load_ms_per_stream": decimal(0, MAX_MS),
+}
+
+
+def latency() -> Check:
+    """A latency table: some of :data:`LATENCY_CHECKS`' keys, each checked."""
+    return table(LATENCY_CHECKS)
 
 
 def written(value: Any) -> str:

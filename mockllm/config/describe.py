@@ -89,5 +89,5 @@ def _subtables(prefix: str, tables: Mapping[str, Any]) -> list[str]:
     out = []
     for name, body in tables.items():
         items = asdict(body) if is_dataclass(body) else dict(body)
-        out += ["", f"[{prefix}.{toml_value(name)}]", *(f"{k} = {toml_value(v)}" for k, v in items.items())]
+        out += ["", f"[{prefix}.{toml_value(name)}]", *(f"{k} = {toml_value(v)}" for k, v in items.items() if v is not None)]
     return out

@@ -24,6 +24,13 @@ TLS_FAULTS: tuple[str, ...] = ("expired-server-cert", "wrong-host", "untrusted-s
 CLIENT_CERT_MODES: tuple[str, ...] = ("required", "optional")
 #: The status whose type/code an in-band stream error carries when ``fail_status`` is not given.
 DEFAULT_FAIL_STATUS = 500
+#: How stream pauses may vary (``jitter`` of a latency table): not at all, or drawn from a uniform,
+#: a normal (never below 0) or a log-normal distribution (mean 1, a long tail of slow pauses).
+JITTERS: tuple[str, ...] = ("none", "uniform", "normal", "lognormal")
+#: The distribution of a jitter whose latency names none.
+DEFAULT_JITTER = "uniform"
+#: The most completion tokens ``reply_tokens`` may ask for.
+MAX_REPLY_TOKENS = 100_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,23 @@ DEFAULT_LIMITS: Mapping[str, ModelLimits] = {
     "text-embedding-3-large": ModelLimits(3_000, 1_000_000, 8_192),
     "text-embedding-ada-002": ModelLimits(3_000, 1_000_000, 8_192),
 }
+
+
+@dataclass(frozen=True)
+class ModelLatency:
+    """How fast one model answers (a ``[models.latency."ID"]`` table); streams are paced by it and a
+    whole answer waits as long as generating it would take."""
+
+    #: Time to first token, in ms (unset: [responses] stream_interval_ms).
+    ttft_ms: int | None = None
+    #: Inter-token latency: the pause between streamed chunks, in ms (unset: [responses] stream_interval_ms).
+    itl_ms: int | None = None
+    #: How each pause varies: none, uniform, normal or lognormal.
+    jitter: str = DEFAULT_JITTER
+    #: The spread of that variation, in percent of the pause (0: none).
+    jitter_pct: float = 0.0
+    #: Added to each pause for every other stream open at the time, in ms (a server slowing under load).
+    load_ms_per_stream: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +154,9 @@ class ModelsConfig:
     available: tuple[str, ...] = DEFAULT_MODELS
     #: Rate limits and context window per model (a [models.limits."ID"] table each).
     limits: Mapping[str, ModelLimits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    #: Time to first token, inter-token latency and jitter per model (a [models.latency."ID"] table
+    #: each); a model without one streams at [responses] stream_interval_ms and answers whole at once.
+    latency: Mapping[str, ModelLatency] = field(default_factory=dict)
 
     def limits_of(self, model: str) -> ModelLimits:
         """``model``'s limits (:data:`FALLBACK_LIMITS` for a model ``limits`` does not name)."""

@@ -2,8 +2,8 @@
 The ``--config FILE`` loader: TOML (``tomllib``) into a :class:`~mockllm.config.Config`.
 
 The file uses the gpt-4o-mini plan's keys: ``[server]``, ``[tls]``,
-``[responses]``, ``[models]`` (with ``[models.limits."ID"]``), ``[scenarios.NAME]``
-tables and ``[[rules]]``.  Every other
+``[responses]``, ``[models]`` (with ``[models.limits."ID"]`` and ``[models.latency."ID"]``),
+``[scenarios.NAME]`` tables and ``[[rules]]``.  Every other
 field of the matching config dataclass is accepted too (checked by its
 annotated type, with the checks of :mod:`mockllm.config.checks`).  Anything
 unknown, of the wrong type or impossible raises :class:`ConfigError`, whose
@@ -18,11 +18,25 @@ import typing
 from dataclasses import fields, replace
 from typing import Any, Mapping
 
-from mockllm.config.checks import Check, apply, boolean, decimal, milliseconds, one_of, paths, seconds, text, texts, whole
+from mockllm.config.checks import (
+    LATENCY_CHECKS,
+    Check,
+    apply,
+    boolean,
+    decimal,
+    milliseconds,
+    one_of,
+    paths,
+    seconds,
+    text,
+    texts,
+    whole,
+)
 from mockllm.config.model import (
     FALLBACK_LIMITS,
     TLS_FAULTS,
     Config,
+    ModelLatency,
     ModelLimits,
     ModelsConfig,
     ResponsesConfig,
@@ -102,6 +116,8 @@ def _parse_section(section: str, table: Any) -> object:
             raise ValueError(f"[{section}] {key}: unknown key; expected one of {', '.join(checks)}")
         if (section, key) == ("models", "limits"):
             values[key] = _parse_limits(value, defaults.limits)
+        elif (section, key) == ("models", "latency"):
+            values[key] = _parse_latency(value)
         else:
             values[key] = apply(checks[key], value, f"[{section}] {key}")
     return replace(defaults, **values)
@@ -109,20 +125,33 @@ def _parse_section(section: str, table: Any) -> object:
 
 def _parse_limits(tables: Any, defaults: Mapping[str, ModelLimits]) -> dict[str, ModelLimits]:
     """``[models.limits."ID"]`` tables over the default limits: each key given replaces that model's."""
-    if not isinstance(tables, dict):
-        raise ValueError(f'[models.limits]: expected tables such as [models.limits."gpt-4o"], got {tables!r}')
     limits = dict(defaults)
-    for model, body in tables.items():
-        where = f'[models.limits."{model}"]'
-        if not isinstance(body, dict):
-            raise ValueError(f"{where}: expected a table of {', '.join(LIMIT_CHECKS)}, got {body!r}")
-        values = {}
-        for key, value in body.items():
-            if key not in LIMIT_CHECKS:
-                raise ValueError(f"{where} {key}: unknown key; expected one of {', '.join(LIMIT_CHECKS)}")
-            values[key] = apply(LIMIT_CHECKS[key], value, f"{where} {key}")
+    for model, values in _model_tables("limits", tables, LIMIT_CHECKS):
         limits[model] = replace(limits.get(model, FALLBACK_LIMITS), **values)
     return limits
+
+
+def _parse_latency(tables: Any) -> dict[str, ModelLatency]:
+    """``[models.latency."ID"]`` tables: each model's latency, its keys over :class:`ModelLatency`'s defaults."""
+    return {model: ModelLatency(**values) for model, values in _model_tables("latency", tables, LATENCY_CHECKS)}
+
+
+def _model_tables(name: str, tables: Any, checks: Mapping[str, Check]) -> list[tuple[str, dict[str, Any]]]:
+    """The ``[models.NAME."ID"]`` tables: each model and its checked keys."""
+    if not isinstance(tables, dict):
+        raise ValueError(f'[models.{name}]: expected tables such as [models.{name}."gpt-4o"], got {tables!r}')
+    parsed = []
+    for model, body in tables.items():
+        where = f'[models.{name}."{model}"]'
+        if not isinstance(body, dict):
+            raise ValueError(f"{where}: expected a table of {', '.join(checks)}, got {body!r}")
+        values = {}
+        for key, value in body.items():
+            if key not in checks:
+                raise ValueError(f"{where} {key}: unknown key; expected one of {', '.join(checks)}")
+            values[key] = apply(checks[key], value, f"{where} {key}")
+        parsed.append((model, values))
+    return parsed
 
 
 def _parse_rules(tables: Any) -> tuple[dict[str, Any], ...]:

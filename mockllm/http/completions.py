@@ -17,7 +17,7 @@ tells its own, a 429's, keeps them).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Callable, Iterable, Iterator, Protocol
 
 from twisted.internet.defer import Deferred
@@ -29,7 +29,7 @@ from mockllm.behaviour.controls import ControlLookup, parse_controls, parse_stre
 from mockllm.behaviour.engine import Engine, error_script
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.behaviour.executor import Executor
-from mockllm.behaviour.plan import PlanPart, StreamTiming, fitting, resolve
+from mockllm.behaviour.plan import PlanPart, StreamTiming, fitting, latency_timing, merged_timing, resolve
 from mockllm.behaviour.ratelimit import RateLimiter, completion_budget
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.rules import RuleBook
@@ -61,14 +61,24 @@ class NoScenario:
         return "default", PlanPart()
 
 
-def config_layer(config: Config) -> PlanPart:
-    """The configuration's layer of every plan: the default delay and the stream pacing."""
+def config_layer(config: Config) -> Callable[[str], PlanPart]:
+    """The configuration's layer of every plan, by model: the default delay and the stream pacing
+    (``[responses] stream_interval_ms``, under the model's ``[models.latency."ID"]`` if it has one)."""
     responses = config.responses
     interval = responses.stream_interval_ms / 1000
-    return PlanPart(
-        delay=responses.default_delay_ms / 1000,
-        timing=StreamTiming(first_token=interval, inter_token=interval),
-    )
+    delay = responses.default_delay_ms / 1000
+    pacing = StreamTiming(first_token=interval, inter_token=interval)
+    default = PlanPart(delay=delay, timing=pacing)
+    by_model = {
+        model: PlanPart(delay=delay, timing=merged_timing(latency_timing(asdict(latency)), pacing))
+        for model, latency in config.models.latency.items()
+    }
+
+    def layer(model: str) -> PlanPart:
+        """``model``'s configuration layer."""
+        return by_model.get(model, default)
+
+    return layer
 
 
 def with_headers(steps: Iterable[Step], extra: HeaderPairs) -> Iterator[Step]:
@@ -135,7 +145,7 @@ class Completions:
             standing = caller.meter.charge()
         except APIError as error:
             return self.fail(request, ex, dialect, error)
-        plan = resolve(controls, rule_part, scenario_part, self._config_layer)
+        plan = resolve(controls, rule_part, scenario_part, self._config_layer(creq.model))
         fault = fitting(plan.fault, creq.stream)  # a stream fault without a stream: none
         if fault is not plan.fault:
             plan = replace(plan, fault=fault)

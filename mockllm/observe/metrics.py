@@ -153,52 +153,70 @@ def _header(name: str, help_text: str, kind: str) -> str:
     return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
 
 
-class CounterFamily:
-    """A labelled counter: ``name_total`` samples, then a ``name_created`` gauge family."""
+class LabelledFamily:
+    """A labelled counter or histogram: its samples per child, then a ``name_created`` gauge family."""
 
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str], cells: CounterCells) -> None:
+    #: The ``# TYPE`` and the suffix of the name on the ``# HELP``/``# TYPE`` lines.
+    kind, suffix = "untyped", ""
+
+    def __init__(
+        self, name: str, help_text: str, labelnames: Sequence[str], cells: CounterCells | HistogramCells
+    ) -> None:
         """``name`` without ``_total``; ``cells`` hold its numbers."""
         self.name, self.help_text, self.labelnames, self.cells = name, help_text, tuple(labelnames), cells
+
+    def render(self, created: bool) -> str:
+        """The family's exposition text; ``created``: with the ``_created`` series."""
+        out, stamps = [_header(self.name + self.suffix, self.help_text, self.kind)], []
+        for labels, numbers, made in self.cells.children():
+            text = label_text(self.labelnames, labels)
+            out += self.samples(labels, text, numbers)
+            stamps.append(f"{self.name}_created{text} {go_float(made)}\n")
+        if created and stamps:
+            out += [_header(self.name + "_created", self.help_text, "gauge"), *stamps]
+        return "".join(out)
+
+    def samples(self, labels: Labels, text: str, numbers: object) -> list[str]:
+        """One child's sample lines; ``text``: its labels, rendered."""
+        raise NotImplementedError
+
+
+class CounterFamily(LabelledFamily):
+    """A labelled counter: ``name_total`` samples."""
+
+    kind, suffix = "counter", "_total"
+
+    def __init__(self, name: str, help_text: str, labelnames: Sequence[str], cells: CounterCells) -> None:
+        """As for every family; ``inc`` is the cells'."""
+        super().__init__(name, help_text, labelnames, cells)
         self.inc = cells.inc
 
-    def render(self, created: bool) -> str:
-        """The family's exposition text."""
-        out, stamps = [_header(self.name + "_total", self.help_text, "counter")], []
-        for labels, value, made in self.cells.children():
-            text = label_text(self.labelnames, labels)
-            out.append(f"{self.name}_total{text} {go_float(value)}\n")
-            stamps.append(f"{self.name}_created{text} {go_float(made)}\n")
-        if created and stamps:
-            out += [_header(self.name + "_created", self.help_text, "gauge"), *stamps]
-        return "".join(out)
+    def samples(self, labels: Labels, text: str, numbers: float) -> list[str]:
+        """The child's ``_total``."""
+        return [f"{self.name}_total{text} {go_float(numbers)}\n"]
 
 
-class HistogramFamily:
-    """A labelled histogram: cumulative ``_bucket`` samples, ``_count``, ``_sum``; then ``_created``."""
+class HistogramFamily(LabelledFamily):
+    """A labelled histogram: cumulative ``_bucket`` samples up to ``+Inf``, ``_count``, ``_sum``."""
+
+    kind = "histogram"
 
     def __init__(self, name: str, help_text: str, labelnames: Sequence[str], cells: HistogramCells) -> None:
-        """``cells`` hold its numbers and its buckets."""
-        self.name, self.help_text, self.labelnames, self.cells = name, help_text, tuple(labelnames), cells
+        """As for every family; ``observe`` is the cells'."""
+        super().__init__(name, help_text, labelnames, cells)
         self.observe = cells.observe
+        self._les = tuple(go_float(bound) for bound in cells.bounds)
 
-    def render(self, created: bool) -> str:
-        """The family's exposition text."""
-        out, stamps = [_header(self.name, self.help_text, "histogram")], []
-        names, bucket_names = self.labelnames, (*self.labelnames, "le")
-        les = [go_float(bound) for bound in self.cells.bounds]
-        for labels, cell, made in self.cells.children():
-            total = 0.0
-            for le, count in zip(les, cell):
-                total += count
-                out.append(f"{self.name}_bucket{label_text(bucket_names, (*labels, le))} {go_float(total)}\n")
-            text = label_text(names, labels)
-            out.append(f"{self.name}_count{text} {go_float(total)}\n")
-            if self.cells.bounds[0] >= 0:
-                out.append(f"{self.name}_sum{text} {go_float(cell[-1])}\n")
-            stamps.append(f"{self.name}_created{text} {go_float(made)}\n")
-        if created and stamps:
-            out += [_header(self.name + "_created", self.help_text, "gauge"), *stamps]
-        return "".join(out)
+    def samples(self, labels: Labels, text: str, numbers: list[float]) -> list[str]:
+        """The child's buckets, count and sum (no sum if a bucket is below 0, as Prometheus wants)."""
+        out, total, names = [], 0.0, (*self.labelnames, "le")
+        for le, count in zip(self._les, numbers):
+            total += count
+            out.append(f"{self.name}_bucket{label_text(names, (*labels, le))} {go_float(total)}\n")
+        out.append(f"{self.name}_count{text} {go_float(total)}\n")
+        if self.cells.bounds[0] >= 0:
+            out.append(f"{self.name}_sum{text} {go_float(numbers[-1])}\n")
+        return out
 
 
 class GaugeFunction:
@@ -236,7 +254,11 @@ class RouteNames:
 
 
 class Metrics:
-    """The server's Prometheus metrics; an exchange observer."""
+    """The server's Prometheus metrics; an exchange observer.
+
+    ``requests``, ``duration``, ``ttft``, ``tokens``, ``faults`` and ``handshakes`` are its
+    labelled families; ``families`` lists every family in the order the page shows them.
+    """
 
     def __init__(self, routes: Iterable[str] = ()) -> None:
         """``routes``: the route templates requests are labelled with (others are ``unmatched``)."""

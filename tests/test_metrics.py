@@ -1,12 +1,16 @@
 """
 ``GET /metrics``: Prometheus text that ``prometheus_client.parser`` reads,
 whose counters agree with the journal; open streams, handshakes, and one
-registry per app.
+registry per app; and a start that does not load ``prometheus_client``.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial import unittest
@@ -122,3 +126,15 @@ class RegistryTests(unittest.TestCase):
         """An app built without metrics answers ``/metrics`` like any unknown URL."""
         app, _ = make_app()
         self.assertEqual(RawHTTP(app).send("GET", "/metrics").status, 404)
+
+
+class FootprintTests(unittest.TestCase):
+    """What the metrics cost a start."""
+
+    def test_start_does_not_import_prometheus_client(self) -> None:
+        """``import mockllm.tap`` (what ``twist mockllm`` loads) leaves ``prometheus_client`` unimported."""
+        root = Path(__file__).resolve().parent.parent
+        code = "import sys, mockllm.tap; print(sorted(m for m in sys.modules if m.startswith('prometheus_client')))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(root),
+                             env={**os.environ, "PYTHONPATH": "."})
+        self.assertEqual(out.stdout.strip(), "[]")

@@ -23,6 +23,7 @@ from mockllm.behaviour.plan import (
     StatusFault,
     StreamTiming,
     TimeoutFault,
+    TimingPart,
 )
 from mockllm.behaviour.ratelimit import Meter, RateLimiter, Standing, request_tokens
 from mockllm.behaviour.reply import Choice, Reply, ToolCall
@@ -79,6 +80,7 @@ __all__ = [
     "Standing",
     "StatusFault",
     "StreamTiming",
+    "TimingPart",
     "TimeoutFault",
     "ToolCall",
     "UnknownScenario",

@@ -96,6 +96,29 @@ class StreamControlTests(unittest.TestCase):
         self.assertEqual(len(conn.events()), 2)
 
 
+class ScenarioTimingPartTests(unittest.TestCase):
+    """A scenario plugin may give part of the pacing (``mockllm.scenario.TimingPart``)."""
+
+    def test_part_keeps_the_rest(self) -> None:
+        """A scenario's ``TimingPart(first_token=...)`` sets the time to first token; the inter-token pause stays the configuration's (20 ms)."""
+        from mockllm.scenario import PlanPart, TimingPart
+
+        class Slow:
+            """A scenario layer with an opinion on the first token only."""
+
+            def plan(self, request, caller):
+                """A 300 ms time to first token."""
+                return "slow", PlanPart(timing=TimingPart(first_token=0.3))
+
+        app, clock = make_app(scenarios=Slow())
+        conn = RawHTTP(app).send("POST", PATH, STREAM)
+        clock.advance(0.299)
+        self.assertEqual(len(conn.events()), 1)
+        clock.advance(0.002)
+        self.assertEqual(len(conn.events()), 2)
+        self.assertEqual(arrivals(clock, conn, 0.02, 2), [3, 4])
+
+
 class WholeAnswerTests(unittest.TestCase):
     """A whole answer waits the generation time only when a latency is asked for."""
 

@@ -82,12 +82,15 @@ def config_layer(config: Config) -> Callable[[str], PlanPart]:
 
 
 def with_headers(steps: Iterable[Step], extra: HeaderPairs) -> Iterator[Step]:
-    """``steps`` with ``extra`` added to each ``Head`` that does not already give those headers."""
+    """``steps`` with ``extra`` added to the ``Head`` (an answer has one), except the headers it already gives."""
+    steps = iter(steps)
     for step in steps:
-        if isinstance(step, Head) and extra:
+        if isinstance(step, Head):
             present = {name.lower() for name, _ in step.headers}
-            step = Head(step.status, (*step.headers, *(pair for pair in extra if pair[0] not in present)))
+            yield Head(step.status, (*step.headers, *(pair for pair in extra if pair[0] not in present)))
+            break
         yield step
+    yield from steps
 
 
 def check_context(request: CompletionRequest, window: int) -> None:

@@ -11,6 +11,11 @@ the machine, since an abort drops whatever is still buffered.  It registers itse
 only once the script waits or streams, and unregisters before the answer ends.  Cancelling
 the Deferred (Klein does so when the client goes away) cancels the pending timer and
 unregisters the producer; the request is never finished after a disconnect.
+
+Its time is a :class:`~mockllm.behaviour.ticker.Scheduler`: the app gives it the server's
+:class:`~mockllm.behaviour.ticker.Ticker` (one timer for every waiting answer), a test may give
+it a bare ``task.Clock``.  An open stream holds little: the executor (slotted), the script's
+generators and the request.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import struct
 from typing import Callable, Iterable, Iterator, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
@@ -38,6 +43,7 @@ from mockllm.behaviour.steps import (
     Write,
     reason_phrase,
 )
+from mockllm.behaviour.ticker import Pending, Scheduler
 from mockllm.transport import handle_under, unsent_bytes
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -63,12 +69,20 @@ class Progress(Protocol):
 
 @implementer(IPushProducer)
 class Executor:
-    """Runs ``steps`` on ``request``; ``timing_headers(elapsed)`` adds the dialect's timing headers."""
+    """Runs ``steps`` on ``request``; ``timing_headers(elapsed)`` adds the dialect's timing headers.
+
+    ``clock`` is a scheduler: a :class:`~mockllm.behaviour.ticker.Ticker` or a bare clock.
+    """
+
+    __slots__ = (
+        "_request", "_clock", "_steps", "_progress", "_timing_headers", "_paused", "_registered",
+        "_ended", "_timer", "_done", "_finished", "_flush_since",
+    )
 
     def __init__(
         self,
         request: IRequest,
-        clock: IReactorTime,
+        clock: Scheduler,
         steps: Iterable[Step],
         progress: Progress,
         timing_headers: Callable[[float], HeaderPairs],
@@ -81,7 +95,7 @@ class Executor:
         self._paused = False
         self._registered = False
         self._ended = False
-        self._timer: IDelayedCall | None = None
+        self._timer: Pending | None = None
         #: Made only once the script has to wait (most answers run at once).
         self._done: Deferred[bytes] | None = None
         #: The script reached ``Finish`` (not ``Close``/``Abort``, which leave the end to Klein's cancel).

@@ -15,10 +15,18 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from mockllm.behaviour.content import count_tokens
-from mockllm.behaviour.reply import Reply, Stamp, TokenLogprob
+from mockllm.behaviour.reply import Choice, Reply, Stamp, TokenLogprob
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
-from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _wrong_type
+from mockllm.dialects.openai import (
+    ChunkTemplate,
+    OpenAIDialect,
+    _check_common,
+    _check_model,
+    _wrong_type,
+    dumps,
+    json_text,
+)
 from mockllm.dialects.options import common_options, text_logprobs
 
 
@@ -53,6 +61,23 @@ def _logprobs(entries: tuple[TokenLogprob, ...] | None, offset: int) -> dict[str
     }
 
 
+def _content_events(template: ChunkTemplate, index: int, choice: Choice, offset: int) -> Iterator[bytes]:
+    """The content events of a choice whose text starts ``offset`` characters in: each piece (and
+    its log probabilities, if asked for) encoded between bytes made once, the same bytes as a
+    whole ``{"text", "index", "logprobs", "finish_reason": null}`` choice."""
+    entries = choice.logprobs
+    if entries is None:
+        opening, closing = template.around(b'{"text":', b',"index":%d,"logprobs":null,"finish_reason":null}' % index)
+        for piece in choice.pieces:
+            yield opening + json_text(piece) + closing
+        return
+    opening, closing = template.around(b'{"text":', b',"finish_reason":null}')
+    middle = b',"index":%d,"logprobs":' % index
+    for at, piece in enumerate(choice.pieces):
+        yield opening + json_text(piece) + middle + dumps(_logprobs(entries[at : at + 1], offset)) + closing
+        offset += len(piece)
+
+
 class TextCompletions(OpenAIDialect):
     """``/v1/completions``."""
 
@@ -75,15 +100,12 @@ class TextCompletions(OpenAIDialect):
         choices = [_choice(i, c.text, c.finish_reason, _logprobs(c.logprobs, start)) for i, c in enumerate(reply.choices)]
         return self.whole(request, reply, stamp, "text_completion", choices)
 
-    def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
+    def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
         """Content pieces, then a finish event, for each choice (no lead frame)."""
         for index, choice in enumerate(reply.choices):
-            offset = len(request.last_text)
-            for at, piece in enumerate(choice.pieces):
-                entries = None if choice.logprobs is None else choice.logprobs[at : at + 1]
-                yield Frame(self.chunk(request, head, [_choice(index, piece, None, _logprobs(entries, offset))]))
-                offset += len(piece)
-            yield Frame(self.chunk(request, head, [_choice(index, "", choice.finish_reason)]))
+            for data in _content_events(template, index, choice, len(request.last_text)):
+                yield Frame(data)
+            yield Frame(template.event(dumps(_choice(index, "", choice.finish_reason))))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:
         """A content event cut off half-way through its JSON."""

@@ -172,3 +172,49 @@ class SharedTickerTests(unittest.TestCase):
         self.assertEqual(gone.written, [b"a"])
         self.assertEqual(kept.written, [b"a", b"b", b"c", b"d"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class NoDriftTests(unittest.TestCase):
+    """A wait that follows another counts from when that one was due (on a ticker or a bare clock)."""
+
+    def start(self, scheduler_of) -> tuple[Clock, FakeRequest, Executor]:
+        """Four events a second apart on ``scheduler_of(clock)``, started at time 0."""
+        clock, request = Clock(), FakeRequest()
+        steps = [Event(b"a"), Wait(1), Event(b"b"), Wait(1), Event(b"c"), Wait(1), Event(b"d")]
+        executor = Executor(request, scheduler_of(clock), steps, exchange(), no_timing)
+        executor.run()
+        return clock, request, executor
+
+    def test_late_tick_shortens_the_next_pause(self) -> None:
+        """A tick run 0.3 s late leaves 0.7 s to the next event: the stream still ends at 3 s."""
+        for scheduler_of in (Ticker, lambda clock: clock):
+            clock, request, _ = self.start(scheduler_of)
+            clock.advance(1.3)
+            self.assertEqual(request.written, [b"a", b"b"])
+            clock.advance(0.7)
+            self.assertEqual(request.written, [b"a", b"b", b"c"])
+            clock.advance(1)
+            self.assertEqual(request.written, [b"a", b"b", b"c", b"d"])
+            self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_very_late_tick_sends_the_next_at_once(self) -> None:
+        """A tick run later than the whole next pause sends the next event at once, and no sooner than that."""
+        clock, request, _ = self.start(Ticker)
+        clock.advance(2.5)
+        self.assertEqual(request.written, [b"a", b"b", b"c"])
+        clock.advance(0.4)
+        self.assertEqual(request.written, [b"a", b"b", b"c"])
+        clock.advance(0.1)
+        self.assertEqual(request.written, [b"a", b"b", b"c", b"d"])
+
+    def test_after_a_pause_from_now(self) -> None:
+        """After the transport paused, the next wait counts from when the stream resumed."""
+        clock, request, executor = self.start(Ticker)
+        executor.pauseProducing()
+        clock.advance(1.5)
+        executor.resumeProducing()
+        self.assertEqual(request.written, [b"a", b"b"])
+        clock.advance(0.9)
+        self.assertEqual(request.written, [b"a", b"b"])
+        clock.advance(0.1)
+        self.assertEqual(request.written, [b"a", b"b", b"c"])

@@ -30,7 +30,6 @@ from mockllm.dialects.openai import (
     _check_model,
     _wrong_type,
     dumps,
-    json_text,
     not_chat_model,
 )
 from mockllm.dialects.options import chat_options, common_options, option_tokens
@@ -148,19 +147,20 @@ def _chunk_choice(index: int, delta: dict[str, Any], finish_reason: str | None =
     return dumps({"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason})
 
 
-def _content_events(template: ChunkTemplate, index: int, choice: Choice) -> Iterator[bytes]:
-    """The content events of a choice: each piece (and its log probabilities, if asked for) encoded
-    between bytes made once, the same bytes as a whole ``{"index", "delta": {"content"}, "logprobs",
-    "finish_reason": null}`` choice."""
+def _content_events(template: ChunkTemplate, index: int, choice: Choice) -> Iterator[Frame]:
+    """The content events of a choice: each piece between bytes made once (the same bytes as a whole
+    ``{"index", "delta": {"content"}, "logprobs": null, "finish_reason": null}`` choice), or with
+    its log probabilities when the request asks for them."""
     entries = choice.logprobs
     if entries is None:
-        opening, closing = template.around(b'{"index":%d,"delta":{"content":' % index, b'},"logprobs":null,"finish_reason":null}')
-        for piece in choice.pieces:
-            yield opening + json_text(piece) + closing
-        return
-    opening, closing = template.around(b'{"index":%d,"delta":{"content":' % index, b',"finish_reason":null}')
-    for at, piece in enumerate(choice.pieces):
-        yield opening + json_text(piece) + b'},"logprobs":' + dumps(_logprobs(entries[at : at + 1])) + closing
+        opening = b'{"index":%d,"delta":{"content":' % index
+        return template.pieces(opening, choice.pieces, b'},"logprobs":null,"finish_reason":null}')
+    return (
+        Frame(template.event(dumps(
+            {"index": index, "delta": {"content": piece}, "logprobs": _logprobs(entries[at : at + 1]), "finish_reason": None}
+        )))
+        for at, piece in enumerate(choice.pieces)
+    )
 
 
 def _tool_calls(choice: Choice) -> list[dict[str, Any]]:
@@ -220,8 +220,7 @@ class ChatCompletions(OpenAIDialect):
         for index, choice in enumerate(reply.choices):
             yield Frame(event(_chunk_choice(index, _role_delta(choice))), lead=True)
         for index, choice in enumerate(reply.choices):
-            for data in _content_events(template, index, choice):
-                yield Frame(data)
+            yield from _content_events(template, index, choice)
             for delta in _call_deltas(choice):
                 yield Frame(event(_chunk_choice(index, delta)))
             yield Frame(event(_chunk_choice(index, {}, choice.finish_reason)))

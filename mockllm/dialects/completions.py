@@ -25,7 +25,6 @@ from mockllm.dialects.openai import (
     _check_model,
     _wrong_type,
     dumps,
-    json_text,
 )
 from mockllm.dialects.options import common_options, text_logprobs
 
@@ -61,20 +60,21 @@ def _logprobs(entries: tuple[TokenLogprob, ...] | None, offset: int) -> dict[str
     }
 
 
-def _content_events(template: ChunkTemplate, index: int, choice: Choice, offset: int) -> Iterator[bytes]:
-    """The content events of a choice whose text starts ``offset`` characters in: each piece (and
-    its log probabilities, if asked for) encoded between bytes made once, the same bytes as a
-    whole ``{"text", "index", "logprobs", "finish_reason": null}`` choice."""
+def _content_events(template: ChunkTemplate, index: int, choice: Choice, offset: int) -> Iterator[Frame]:
+    """The content events of a choice whose text starts ``offset`` characters in: each piece between
+    bytes made once (the same bytes as a whole ``{"text", "index", "logprobs": null,
+    "finish_reason": null}`` choice), or with its log probabilities when the request asks for them."""
     entries = choice.logprobs
     if entries is None:
-        opening, closing = template.around(b'{"text":', b',"index":%d,"logprobs":null,"finish_reason":null}' % index)
-        for piece in choice.pieces:
-            yield opening + json_text(piece) + closing
-        return
-    opening, closing = template.around(b'{"text":', b',"finish_reason":null}')
-    middle = b',"index":%d,"logprobs":' % index
+        return template.pieces(b'{"text":', choice.pieces, b',"index":%d,"logprobs":null,"finish_reason":null}' % index)
+    return _logprob_events(template, index, choice, offset)
+
+
+def _logprob_events(template: ChunkTemplate, index: int, choice: Choice, offset: int) -> Iterator[Frame]:
+    """The content events of a choice with the legacy log probabilities of each piece."""
     for at, piece in enumerate(choice.pieces):
-        yield opening + json_text(piece) + middle + dumps(_logprobs(entries[at : at + 1], offset)) + closing
+        logprobs = _logprobs(choice.logprobs[at : at + 1], offset)
+        yield Frame(template.event(dumps(_choice(index, piece, None, logprobs))))
         offset += len(piece)
 
 
@@ -103,8 +103,7 @@ class TextCompletions(OpenAIDialect):
     def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
         """Content pieces, then a finish event, for each choice (no lead frame)."""
         for index, choice in enumerate(reply.choices):
-            for data in _content_events(template, index, choice, len(request.last_text)):
-                yield Frame(data)
+            yield from _content_events(template, index, choice, len(request.last_text))
             yield Frame(template.event(dumps(_choice(index, "", choice.finish_reason))))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:

@@ -18,7 +18,7 @@ from base64 import b64encode
 from dataclasses import dataclass
 from email.utils import formatdate
 from json.encoder import encode_basestring
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from zope.interface import implementer
 
@@ -101,10 +101,12 @@ class ChunkTemplate:
         """The event of one choice, given as its JSON."""
         return self.prefix + choice + self.suffix
 
-    def around(self, opening: bytes, closing: bytes) -> tuple[bytes, bytes]:
-        """What goes before and after one value inside a single-choice event, when the choice's
-        JSON is ``opening`` + value + ``closing``: made once, for a stream of such events."""
-        return self.prefix + opening, closing + self.suffix
+    def pieces(self, opening: bytes, pieces: Iterable[str], closing: bytes) -> Iterator[Frame]:
+        """One event per piece of text, whose choice's JSON is ``opening``, the piece as a JSON
+        string, then ``closing``: only the piece is encoded per event."""
+        prefix, suffix, encode = self.prefix, self.suffix, encode_basestring
+        for piece in pieces:
+            yield Frame(b"".join((prefix, opening, encode(piece).encode("utf-8"), closing, suffix)))
 
     def usage_event(self, usage_value: Any) -> bytes:
         """The event before ``[DONE]`` when usage is asked for: no choices, and ``usage``."""

@@ -20,6 +20,7 @@ pending, the ticker holds no timer on the clock.
 from __future__ import annotations
 
 import itertools
+import math
 from heapq import heapify, heappop, heappush
 from typing import Any, Callable, Protocol
 
@@ -103,6 +104,8 @@ class Ticker:
         #: Calls pending and not cancelled.
         self._live = 0
         self._timer: IDelayedCall | None = None
+        #: When the timer is set to fire (infinity when there is none).
+        self._armed_for = math.inf
         #: While a tick runs its calls: they may schedule more, the timer is set once after them.
         self._ticking = False
 
@@ -115,7 +118,7 @@ class Ticker:
         due = Due(self, self._clock.seconds() + delay, f, args)
         heappush(self._heap, (due.time, next(self._order), due))
         self._live += 1
-        if not self._ticking:
+        if due.time < self._armed_for and not self._ticking:
             self._arm()
         return due
 
@@ -142,19 +145,22 @@ class Ticker:
             heappop(heap)
         if not heap:
             if timer is not None:
-                self._timer = None
+                self._timer, self._armed_for = None, math.inf
                 timer.cancel()
             return
         when = heap[0][0]
+        if when >= self._armed_for:
+            return
         delay = max(0.0, when - self._clock.seconds())
         if timer is None:
             self._timer = self._clock.callLater(delay, self._tick)
-        elif when < timer.getTime():
+        else:
             timer.reset(delay)
+        self._armed_for = when
 
     def _tick(self) -> None:
         """The timer fired: run every call due by now (in deadline order), then set the timer again."""
-        self._timer = None
+        self._timer, self._armed_for = None, math.inf
         now = self._clock.seconds() + GRAIN
         heap, ready = self._heap, []
         while heap and heap[0][0] <= now:

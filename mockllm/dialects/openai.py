@@ -104,9 +104,9 @@ class ChunkTemplate:
     def pieces(self, opening: bytes, pieces: Iterable[str], closing: bytes) -> Iterator[Frame]:
         """One event per piece of text, whose choice's JSON is ``opening``, the piece as a JSON
         string, then ``closing``: only the piece is encoded per event."""
-        prefix, suffix, encode = self.prefix, self.suffix, encode_basestring
+        prefix, suffix = self.prefix, self.suffix
         for piece in pieces:
-            yield Frame(b"".join((prefix, opening, encode(piece).encode("utf-8"), closing, suffix)))
+            yield Frame(b"".join((prefix, opening, json_text(piece), closing, suffix)))
 
     def usage_event(self, usage_value: Any) -> bytes:
         """The event before ``[DONE]`` when usage is asked for: no choices, and ``usage``."""

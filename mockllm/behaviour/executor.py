@@ -128,7 +128,8 @@ class Executor:
 
     def _wait(self, step: Wait) -> None:
         if step.seconds > 0:
-            self._register()
+            if not self._registered:
+                self._register()
             now, origin = self._clock.seconds(), self._origin
             until = (now if origin is None else origin) + step.seconds
             self._timer = self._clock.callLater(max(0.0, until - now), self._tick, until)
@@ -175,7 +176,8 @@ class Executor:
             request.setHeader(name, value)
 
     def _event(self, step: Event) -> None:
-        self._register()
+        if not self._registered:
+            self._register()
         progress = self._progress
         progress.events_sent += step.counted
         if step.first_token and progress.first_token_at is None:

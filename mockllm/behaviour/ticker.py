@@ -81,14 +81,8 @@ class Due:
             raise AlreadyCalled()
         if self._state == "cancelled":
             raise AlreadyCancelled()
-        self._drop("cancelled")
+        self._state, self._f, self._args = "cancelled", None, ()
         self._ticker._cancelled()
-
-    def _drop(self, state: str) -> tuple[Callable[..., Any], tuple]:
-        """End it as ``state``; the function and arguments it held (released here)."""
-        held = self._f, self._args
-        self._state, self._f, self._args = state, None, ()
-        return held
 
 
 class Ticker:
@@ -168,7 +162,7 @@ class Ticker:
         self._ticking = True
         try:
             for due in ready:
-                if due.active():
+                if due._state is None:  # not cancelled by a call before it in this tick
                     self._run(due)
         finally:
             self._ticking = False
@@ -177,7 +171,8 @@ class Ticker:
     def _run(self, due: Due) -> None:
         """Run one due call; a failure is logged and the tick goes on with the others."""
         self._live -= 1
-        f, args = due._drop("called")
+        f, args = due._f, due._args
+        due._state, due._f, due._args = "called", None, ()
         try:
             f(*args)
         except Exception:

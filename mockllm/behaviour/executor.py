@@ -11,6 +11,17 @@ the machine, since an abort drops whatever is still buffered.  It registers itse
 only once the script waits or streams, and unregisters before the answer ends.  Cancelling
 the Deferred (Klein does so when the client goes away) cancels the pending timer and
 unregisters the producer; the request is never finished after a disconnect.
+
+Waits do not drift: a wait that follows straight on from the end of another counts from when
+that one was due, not from when its timer happened to run, so a stream of N pauses of I
+seconds lasts N × I even when the process runs late (a tick that ran late makes the next pause
+shorter; one that ran later than the whole next pause sends the next event at once).  A wait
+after anything else (the first one, one after the transport paused) counts from now.
+
+Its time is a :class:`~mockllm.behaviour.ticker.Scheduler`: the app gives it the server's
+:class:`~mockllm.behaviour.ticker.Ticker` (one timer for every waiting answer), a test may give
+it a bare ``task.Clock``.  An open stream holds little: the executor (slotted), the script's
+generators and the request.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import struct
 from typing import Callable, Iterable, Iterator, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
@@ -38,6 +49,7 @@ from mockllm.behaviour.steps import (
     Write,
     reason_phrase,
 )
+from mockllm.behaviour.ticker import Pending, Scheduler
 from mockllm.transport import handle_under, unsent_bytes
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -63,12 +75,20 @@ class Progress(Protocol):
 
 @implementer(IPushProducer)
 class Executor:
-    """Runs ``steps`` on ``request``; ``timing_headers(elapsed)`` adds the dialect's timing headers."""
+    """Runs ``steps`` on ``request``; ``timing_headers(elapsed)`` adds the dialect's timing headers.
+
+    ``clock`` is a scheduler: a :class:`~mockllm.behaviour.ticker.Ticker` or a bare clock.
+    """
+
+    __slots__ = (
+        "_request", "_clock", "_steps", "_progress", "_timing_headers", "_paused", "_registered",
+        "_ended", "_timer", "_done", "_finished", "_flush_since", "_origin",
+    )
 
     def __init__(
         self,
         request: IRequest,
-        clock: IReactorTime,
+        clock: Scheduler,
         steps: Iterable[Step],
         progress: Progress,
         timing_headers: Callable[[float], HeaderPairs],
@@ -81,13 +101,15 @@ class Executor:
         self._paused = False
         self._registered = False
         self._ended = False
-        self._timer: IDelayedCall | None = None
+        self._timer: Pending | None = None
         #: Made only once the script has to wait (most answers run at once).
         self._done: Deferred[bytes] | None = None
         #: The script reached ``Finish`` (not ``Close``/``Abort``, which leave the end to Klein's cancel).
         self._finished = False
         #: When a pending reset started waiting for the written bytes to leave.
         self._flush_since: float | None = None
+        #: While a wait's tick runs the steps after it: when that wait was due (the next wait counts from there).
+        self._origin: float | None = None
 
     def run(self) -> bytes | Deferred[bytes]:
         """Start; ``b""`` if the whole script ran at once, else a Deferred firing when the answer ends."""
@@ -106,9 +128,12 @@ class Executor:
 
     def _wait(self, step: Wait) -> None:
         if step.seconds > 0:
-            self._register()
-            self._timer = self._clock.callLater(step.seconds, self._tick)
-            self._progress.waiting_until = self._clock.seconds() + step.seconds
+            if not self._registered:
+                self._register()
+            now, origin = self._clock.seconds(), self._origin
+            until = (now if origin is None else origin) + step.seconds
+            self._timer = self._clock.callLater(max(0.0, until - now), self._tick, until)
+            self._progress.waiting_until = until
 
     def _count(self, step: Count) -> None:
         self._progress.completion_tokens = step.completion_tokens
@@ -119,11 +144,16 @@ class Executor:
         if self._done is not None:
             self._done.callback(b"")
 
-    def _tick(self) -> None:
+    def _tick(self, due: float) -> None:
+        """A wait that was ``due`` then is over: run on from it (the next wait counting from ``due``)."""
         self._timer = None
         self._progress.waiting_until = None
         if not self._paused:
-            self._advance()
+            self._origin = due
+            try:
+                self._advance()
+            finally:
+                self._origin = None
 
     def _write(self, step: Write) -> None:
         """Write body bytes (kept as the exchange's response body)."""
@@ -146,7 +176,8 @@ class Executor:
             request.setHeader(name, value)
 
     def _event(self, step: Event) -> None:
-        self._register()
+        if not self._registered:
+            self._register()
         progress = self._progress
         progress.events_sent += step.counted
         if step.first_token and progress.first_token_at is None:

@@ -24,10 +24,12 @@ from mockllm.behaviour.steps import Frame
 from mockllm.config.model import EMBEDDING_DIMENSIONS
 from mockllm.dialects.openai import (
     ROLES,
+    ChunkTemplate,
     OpenAIDialect,
     _check_common,
     _check_model,
     _wrong_type,
+    dumps,
     not_chat_model,
 )
 from mockllm.dialects.options import chat_options, common_options, option_tokens
@@ -140,6 +142,27 @@ def _call_deltas(choice: Choice) -> Iterator[dict[str, Any]]:
             yield {"tool_calls": [{"index": number, "function": {"arguments": fragment}}]}
 
 
+def _chunk_choice(index: int, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    """The JSON of one streamed choice: its ``index``, ``delta``, ``logprobs`` (null) and ``finish_reason``."""
+    return dumps({"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason})
+
+
+def _content_events(template: ChunkTemplate, index: int, choice: Choice) -> Iterator[Frame]:
+    """The content events of a choice: each piece between bytes made once (the same bytes as a whole
+    ``{"index", "delta": {"content"}, "logprobs": null, "finish_reason": null}`` choice), or with
+    its log probabilities when the request asks for them."""
+    entries = choice.logprobs
+    if entries is None:
+        opening = b'{"index":%d,"delta":{"content":' % index
+        return template.pieces(opening, choice.pieces, b'},"logprobs":null,"finish_reason":null}')
+    return (
+        Frame(template.event(dumps(
+            {"index": index, "delta": {"content": piece}, "logprobs": _logprobs(entries[at : at + 1]), "finish_reason": None}
+        )))
+        for at, piece in enumerate(choice.pieces)
+    )
+
+
 def _tool_calls(choice: Choice) -> list[dict[str, Any]]:
     return [
         {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
@@ -191,23 +214,16 @@ class ChatCompletions(OpenAIDialect):
         ]
         return self.whole(request, reply, stamp, "chat.completion", choices)
 
-    def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
+    def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
         """Role events (lead frames), content and tool-call deltas, then each choice's finish event."""
-
-        def event(index: int, delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None) -> bytes:
-            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
-            return self.chunk(request, head, [choice])
-
+        event = template.event
         for index, choice in enumerate(reply.choices):
-            yield Frame(event(index, _role_delta(choice)), lead=True)
+            yield Frame(event(_chunk_choice(index, _role_delta(choice))), lead=True)
         for index, choice in enumerate(reply.choices):
-            entries = choice.logprobs
-            for at, piece in enumerate(choice.pieces):
-                logprobs = None if entries is None else _logprobs(entries[at : at + 1])
-                yield Frame(event(index, {"content": piece}, logprobs=logprobs))
+            yield from _content_events(template, index, choice)
             for delta in _call_deltas(choice):
-                yield Frame(event(index, delta))
-            yield Frame(event(index, {}, choice.finish_reason))
+                yield Frame(event(_chunk_choice(index, delta)))
+            yield Frame(event(_chunk_choice(index, {}, choice.finish_reason)))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:
         """A content chunk cut off half-way through its JSON."""

@@ -15,10 +15,17 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping
 
 from mockllm.behaviour.content import count_tokens
-from mockllm.behaviour.reply import Reply, Stamp, TokenLogprob
+from mockllm.behaviour.reply import Choice, Reply, Stamp, TokenLogprob
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
-from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _wrong_type
+from mockllm.dialects.openai import (
+    ChunkTemplate,
+    OpenAIDialect,
+    _check_common,
+    _check_model,
+    _wrong_type,
+    dumps,
+)
 from mockllm.dialects.options import common_options, text_logprobs
 
 
@@ -53,6 +60,24 @@ def _logprobs(entries: tuple[TokenLogprob, ...] | None, offset: int) -> dict[str
     }
 
 
+def _content_events(template: ChunkTemplate, index: int, choice: Choice, offset: int) -> Iterator[Frame]:
+    """The content events of a choice whose text starts ``offset`` characters in: each piece between
+    bytes made once (the same bytes as a whole ``{"text", "index", "logprobs": null,
+    "finish_reason": null}`` choice), or with its log probabilities when the request asks for them."""
+    entries = choice.logprobs
+    if entries is None:
+        return template.pieces(b'{"text":', choice.pieces, b',"index":%d,"logprobs":null,"finish_reason":null}' % index)
+    return _logprob_events(template, index, choice, offset)
+
+
+def _logprob_events(template: ChunkTemplate, index: int, choice: Choice, offset: int) -> Iterator[Frame]:
+    """The content events of a choice with the legacy log probabilities of each piece."""
+    for at, piece in enumerate(choice.pieces):
+        logprobs = _logprobs(choice.logprobs[at : at + 1], offset)
+        yield Frame(template.event(dumps(_choice(index, piece, None, logprobs))))
+        offset += len(piece)
+
+
 class TextCompletions(OpenAIDialect):
     """``/v1/completions``."""
 
@@ -75,15 +100,11 @@ class TextCompletions(OpenAIDialect):
         choices = [_choice(i, c.text, c.finish_reason, _logprobs(c.logprobs, start)) for i, c in enumerate(reply.choices)]
         return self.whole(request, reply, stamp, "text_completion", choices)
 
-    def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
+    def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
         """Content pieces, then a finish event, for each choice (no lead frame)."""
         for index, choice in enumerate(reply.choices):
-            offset = len(request.last_text)
-            for at, piece in enumerate(choice.pieces):
-                entries = None if choice.logprobs is None else choice.logprobs[at : at + 1]
-                yield Frame(self.chunk(request, head, [_choice(index, piece, None, _logprobs(entries, offset))]))
-                offset += len(piece)
-            yield Frame(self.chunk(request, head, [_choice(index, "", choice.finish_reason)]))
+            yield from _content_events(template, index, choice, len(request.last_text))
+            yield Frame(template.event(dumps(_choice(index, "", choice.finish_reason))))
 
     def broken(self, request: CompletionRequest, stamp: Stamp) -> bytes:
         """A content event cut off half-way through its JSON."""

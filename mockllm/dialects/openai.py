@@ -15,8 +15,10 @@ import math
 import random
 import time
 from base64 import b64encode
+from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, Iterator, Mapping
+from json.encoder import encode_basestring
+from typing import Any, Iterable, Iterator, Mapping
 
 from zope.interface import implementer
 
@@ -60,9 +62,55 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def json_text(text: str) -> bytes:
+    """``text`` as a JSON string: the bytes of ``dumps(text)``, without going through an encoder."""
+    return encode_basestring(text).encode("utf-8")
+
+
 def data_event(obj: Any) -> bytes:
     """One server-sent event carrying ``obj`` as JSON on a ``data:`` line."""
     return b"data: " + dumps(obj) + b"\n\n"
+
+
+#: How a chunk event with no choices ends: the ``choices`` array is the head's last field.
+_NO_CHOICES = b'"choices":[]}\n\n'
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTemplate:
+    """The bytes every chunk event of one stream shares, serialised once per stream.
+
+    ``prefix`` is ``data: {`` with the stream's fields (``id``, ``object``, ``created``,
+    ``model``, ...) up to and including the ``[`` of ``choices``; ``suffix`` closes the array,
+    with ``"usage":null`` when the request asks for usage, and ends the event.  An event is then
+    ``prefix + choice + suffix``: byte for byte what :func:`data_event` makes of the whole object.
+    """
+
+    prefix: bytes
+    suffix: bytes
+
+    @classmethod
+    def of(cls, head: Mapping[str, Any], include_usage: bool) -> "ChunkTemplate":
+        """The template of events made of ``head``'s fields and ``choices`` (then ``usage`` if asked for)."""
+        whole = data_event(dict(head, choices=[]))
+        if not whole.endswith(_NO_CHOICES):
+            raise ValueError("a chunk's head must not hold a 'choices' field")
+        return cls(whole[: -len(b"]}\n\n")], b'],"usage":null}\n\n' if include_usage else b"]}\n\n")
+
+    def event(self, choice: bytes) -> bytes:
+        """The event of one choice, given as its JSON."""
+        return self.prefix + choice + self.suffix
+
+    def pieces(self, opening: bytes, pieces: Iterable[str], closing: bytes) -> Iterator[Frame]:
+        """One event per piece of text, whose choice's JSON is ``opening``, the piece as a JSON
+        string, then ``closing``: only the piece is encoded per event."""
+        prefix, suffix = self.prefix, self.suffix
+        for piece in pieces:
+            yield Frame(b"".join((prefix, opening, json_text(piece), closing, suffix)))
+
+    def usage_event(self, usage_value: Any) -> bytes:
+        """The event before ``[DONE]`` when usage is asked for: no choices, and ``usage``."""
+        return self.prefix + b'],"usage":' + dumps(usage_value) + b"}\n\n"
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -557,23 +605,20 @@ class OpenAIDialect:
 
     def stream(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> Iterator[Frame]:
         """The stream's frames (see :meth:`frames`), the usage event if asked for, then ``data: [DONE]``."""
-        head = self.head(request, stamp)
-        yield from self.frames(request, reply, head)
+        template = self.template(request, stamp)
+        yield from self.frames(request, reply, template)
         if request.include_usage:
-            yield Frame(self.chunk(request, head, [], usage(request, reply.completion_tokens)))
+            yield Frame(template.usage_event(usage(request, reply.completion_tokens)))
         yield Frame(DONE_EVENT)
 
-    def frames(self, request: CompletionRequest, reply: Reply, head: dict[str, Any]) -> Iterator[Frame]:
-        """The stream's events before the usage event, each made with :meth:`chunk` from ``head``."""
+    def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
+        """The stream's events before the usage event, each one choice framed by ``template``."""
         raise NotImplementedError
 
-    def chunk(self, request: CompletionRequest, head: dict[str, Any], choices: list, usage_value: Any = None) -> bytes:
-        """One streamed event of ``choices``; when the request asks for usage it carries ``usage``
-        (null in every event but the last)."""
-        obj = dict(head, choices=choices)
-        if request.include_usage:
-            obj["usage"] = usage_value
-        return data_event(obj)
+    def template(self, request: CompletionRequest, stamp: Stamp) -> ChunkTemplate:
+        """The bytes every chunk event of this answer shares (see :class:`ChunkTemplate`): its
+        :meth:`head`, and ``usage`` (null until the last event) when the request asks for it."""
+        return ChunkTemplate.of(self.head(request, stamp), request.include_usage)
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """The whole (non-streamed) answer."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from mockllm.behaviour.content import prompt_tokens, tokenize
 from mockllm.behaviour.errors import APIError, invalid_request
@@ -33,7 +33,7 @@ from mockllm.behaviour.reply import Choice, Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest, Tool
 from mockllm.behaviour.steps import Frame
 from mockllm.config.model import EMBEDDING_DIMENSIONS
-from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _check_range, _wrong_type, dumps
+from mockllm.dialects.openai import OpenAIDialect, _check_common, _check_model, _check_range, _wrong_type, dumps, json_text
 from mockllm.dialects.options import MAX_TOOLS, _bad_value, _boolean, _missing, _name, _object, _too_long, WIRE_TOOL_CHOICES, format_kind, tool_tokens
 
 INPUT_ROLES = ("user", "assistant", "system", "developer")
@@ -296,6 +296,18 @@ def named_event(kind: str, fields: Mapping[str, Any]) -> bytes:
     return b"event: " + kind.encode("ascii") + b"\ndata: " + dumps({"type": kind, **fields}) + b"\n\n"
 
 
+def delta_events(
+    kind: str, at: Mapping[str, Any], pieces: Iterable[str], numbers: Iterator[int], tail: bytes = b""
+) -> Iterator[Frame]:
+    """The delta events of one item, one per piece: the bytes of ``named_event(kind, {**at, "delta":
+    piece, ..., "sequence_number": n})``, where ``tail`` holds the JSON of the fields between
+    ``delta`` and ``sequence_number``; all but the piece and its number are encoded once."""
+    opening = b"event: " + kind.encode("ascii") + b"\ndata: " + dumps({"type": kind, **at})[:-1] + b',"delta":'
+    closing = tail + b',"sequence_number":%d}\n\n'
+    for piece in pieces:
+        yield Frame(opening + json_text(piece) + closing % next(numbers))
+
+
 class Responses(OpenAIDialect):
     """``/v1/responses``."""
 
@@ -348,31 +360,33 @@ class Responses(OpenAIDialect):
         choice = reply.choices[0]
         for index, (kind, what) in enumerate(_items(choice)):
             item = (self._message_events if kind == "message" else self._call_events)
-            yield from item(event, stamp, index, choice, what)
+            yield from item(event, numbers, stamp, index, choice, what)
         final = response_object(request, stamp, _status(choice), _done_items(choice, stamp),
                                 response_usage(request, reply.completion_tokens))
         yield event("response.completed" if final["status"] == "completed" else "response.incomplete", response=final)
 
     @staticmethod
-    def _message_events(event: Callable[..., Frame], stamp: Stamp, index: int, choice: Choice, _: Any) -> Iterator[Frame]:
+    def _message_events(
+        event: Callable[..., Frame], numbers: Iterator[int], stamp: Stamp, index: int, choice: Choice, _: Any
+    ) -> Iterator[Frame]:
         """A message item: added, its part added, a delta per piece, the text and part done, the item done."""
         status = _status(choice)
         at = {"item_id": item_id("msg_", stamp, index), "output_index": index, "content_index": 0}
         yield event("response.output_item.added", True, output_index=index, item=_message(stamp, index, "in_progress", []))
         yield event("response.content_part.added", True, **at, part=_text_part(""))
-        for piece in choice.pieces:
-            yield event("response.output_text.delta", **at, delta=piece, logprobs=[])
+        yield from delta_events("response.output_text.delta", at, choice.pieces, numbers, b',"logprobs":[]')
         yield event("response.output_text.done", **at, text=choice.text, logprobs=[])
         yield event("response.content_part.done", **at, part=_text_part(choice.text))
         yield event("response.output_item.done", output_index=index, item=_message(stamp, index, status, [_text_part(choice.text)]))
 
     @staticmethod
-    def _call_events(event: Callable[..., Frame], stamp: Stamp, index: int, choice: Choice, call: Any) -> Iterator[Frame]:
+    def _call_events(
+        event: Callable[..., Frame], numbers: Iterator[int], stamp: Stamp, index: int, choice: Choice, call: Any
+    ) -> Iterator[Frame]:
         """A function call item: added with empty arguments, an arguments delta per token, done, the item done."""
         at = {"item_id": item_id("fc_", stamp, index), "output_index": index}
         yield event("response.output_item.added", True, output_index=index, item=_call(stamp, index, "in_progress", call, ""))
-        for piece in tokenize(call.arguments):
-            yield event("response.function_call_arguments.delta", **at, delta=piece)
+        yield from delta_events("response.function_call_arguments.delta", at, tokenize(call.arguments), numbers)
         yield event("response.function_call_arguments.done", **at, name=call.name, arguments=call.arguments)
         yield event("response.output_item.done", output_index=index, item=_call(stamp, index, "completed", call, call.arguments))
 

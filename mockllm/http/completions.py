@@ -34,6 +34,7 @@ from mockllm.behaviour.ratelimit import RateLimiter, completion_budget
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.rules import RuleBook
 from mockllm.behaviour.steps import Head, HeaderPairs, Step
+from mockllm.behaviour.ticker import Scheduler, Ticker
 from mockllm.config import Config
 from mockllm.dialects import IDialect
 from mockllm.dialects.openai import body_too_large, context_length_exceeded
@@ -112,8 +113,10 @@ class Completions:
         scenarios: ScenarioChooser,
         rate_limits: RateLimiter | None = None,
         rules: RuleBook | None = None,
+        ticker: Scheduler | None = None,
     ) -> None:
-        """``rate_limits``, ``rules``: shared with the admin API (default: the configuration's own)."""
+        """``rate_limits``, ``rules``: shared with the admin API (default: the configuration's own);
+        ``ticker``: what every answer waits on (default: one :class:`Ticker` over ``clock``)."""
         self._config = config
         self._clock = clock
         self._exchanges = exchanges
@@ -124,6 +127,7 @@ class Completions:
         self._rate_limits = rate_limits if rate_limits is not None else RateLimiter(config.models.limits_of)
         self._rules = rules if rules is not None else RuleBook.of(config.rules, config.responses, exchanges.ids)
         self._api_keys = APIKeys(config.server.api_keys)
+        self._ticker = ticker if ticker is not None else Ticker(clock)
 
     def refusal(self, request: IRequest) -> APIError | None:
         """The 401 if the request's API key may not pass (see :mod:`.apikeys`), else ``None``."""
@@ -162,8 +166,8 @@ class Completions:
         return self.run(request, ex, dialect, error_script(dialect, error))
 
     def run(self, request: IRequest, ex: Exchange, dialect: IDialect, steps: Iterable[Step]) -> bytes | Deferred:
-        """Run ``steps`` on ``request`` on the clock."""
-        return Executor(request, self._clock, steps, ex, dialect.timing_headers).run()
+        """Run ``steps`` on ``request`` on the ticker."""
+        return Executor(request, self._ticker, steps, ex, dialect.timing_headers).run()
 
     def _validate(
         self, request: IRequest, raw: bytes, dialect: IDialect, ex: Exchange

@@ -230,7 +230,7 @@ class Executor:
         self._drop(step)
 
     def _cancel(self, _: Deferred) -> None:
-        """The client went away: drop the timer and the producer registration."""
+        """The client went away: drop the timer and the producer registration, and close the script."""
         self._paused = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
@@ -239,6 +239,9 @@ class Executor:
             self._request.unregisterProducer()
         self._registered = False
         self._ended = True
+        close = getattr(self._steps, "close", None)
+        if close is not None:
+            close()  # the script's own clean-up (an open stream stops counting) runs now, not at collection
 
     # IPushProducer
 

@@ -29,7 +29,7 @@ from mockllm.config.checks import MAX_MS, apply, one_of, seconds
 from mockllm.config.model import CLIENT_CERT_MODES
 from mockllm.http.drain import TermStops
 from mockllm.observe.output import adjust_twist_output
-from mockllm.server import FreezeHeap, Listener, Observers, build, listen_descriptions
+from mockllm.server import Listener, Observers, ServerCollector, build, listen_descriptions
 from mockllm.startup import StartFailed
 
 _log = Logger()
@@ -419,7 +419,7 @@ def makeService(options: Options) -> IService:
         _log.info("{line}", line=line)
     top, _ = build(config, reactor, scenarios, Observers.from_config(observe), access, serving, options["seed"])
     TermStops(reactor, config.server.shutdown_grace_s).setServiceParent(top)
-    FreezeHeap().setServiceParent(top)
+    ServerCollector().setServiceParent(top)
     return top
 
 

@@ -19,6 +19,7 @@ from twisted.trial import unittest
 
 import mockllm
 from mockllm import tap
+from mockllm.server import COLLECTOR_THRESHOLDS
 from mockllm.http.listen import ListenerService
 from tests.processes import spawn
 from tests.support import treq_client
@@ -100,13 +101,16 @@ class ServiceTests(unittest.TestCase):
         self.addCleanup(service.stopService)
         self.assertNotEqual(listeners[0].port.getHost().port, 0)
 
-    def test_heap_frozen_while_running(self) -> None:
-        """A started server has frozen what start-up made (``gc.freeze``); stopped, it thaws it again."""
+    def test_collector_tuned_while_running(self) -> None:
+        """A started server has frozen what start-up made and made full collections rarer; stopped, it gives both back."""
+        before = gc.get_threshold()
         service = tap.makeService(parse("--no-https", "--http-port", "0"))
         service.startService()
         self.assertGreater(gc.get_freeze_count(), 0)
+        self.assertEqual(gc.get_threshold(), COLLECTOR_THRESHOLDS)
         done = service.stopService()
         self.assertEqual(gc.get_freeze_count(), 0)
+        self.assertEqual(gc.get_threshold(), before)
         return done
 
     async def test_serves(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import random
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
@@ -37,11 +37,13 @@ from mockllm.observe.exchange import ExchangeObserver
 from mockllm.observe.journal import Journal
 from mockllm.observe.metrics import Metrics
 from mockllm.observe.record import Recorder
-from mockllm.observe.requestlog import RequestLog
 from mockllm.startup import StartFailed
 from mockllm.tls.identity import PeerIdentities
 from mockllm.tls.interfaces import IMTLSEndpoint, TLSConfigError
-from mockllm.tls.reload import ReloadGroup, TLSReloadService
+
+if TYPE_CHECKING:
+    from mockllm.observe.requestlog import RequestLog
+    from mockllm.tls.reload import ReloadGroup
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Observers:
         """The pieces ``observe`` asks for."""
         log = None
         if observe.request_log:
+            from mockllm.observe.requestlog import RequestLog  # only a request log needs it (and Twisted's logfile)
+
             log = RequestLog(observe.request_log, observe.request_log_max_bytes, observe.request_log_keep)
         return cls(Journal(observe.journal_size), Metrics(route_templates()), log, console)
 
@@ -166,7 +170,7 @@ def build(
     StoppingMarker(lifecycle).setServiceParent(top)
     endpoints = [(_endpoint(reactor, listener), listener) for listener in (listen or listen_descriptions(config))]
     secured = [endpoint.tls for endpoint, _ in endpoints if IMTLSEndpoint.providedBy(endpoint)]
-    server_tls = ReloadGroup(secured) if secured else None
+    server_tls, reloading = _tls_reload(secured, reactor) if secured else (None, None)
     peers = PeerIdentities()
     rate_limits = RateLimiter(config.models.limits_of)
     try:
@@ -194,9 +198,18 @@ def build(
     for endpoint, listener in endpoints:
         announce = endpoint.announce if IMTLSEndpoint.providedBy(endpoint) else announce_http
         ListenerService(endpoint, factory, listener.label, announce).setServiceParent(top)
-    if server_tls is not None:
-        TLSReloadService(server_tls, reactor).setServiceParent(top)
+    if reloading is not None:
+        reloading.setServiceParent(top)
     return top, app
+
+
+def _tls_reload(secured: Sequence[object], reactor: object) -> tuple[ReloadGroup, Service]:
+    """The mTLS listeners' TLS reloaded together, and the service reloading it on SIGHUP (imported
+    only when something listens with mTLS)."""
+    from mockllm.tls.reload import ReloadGroup, TLSReloadService
+
+    group = ReloadGroup(secured)
+    return group, TLSReloadService(group, reactor)
 
 
 def admin_resource(

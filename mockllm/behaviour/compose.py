@@ -19,7 +19,6 @@ import string
 from mockllm.behaviour.content import count_tokens, draw_reply, tokenize
 from mockllm.behaviour.reply import Alternative, Choice, Reply, TokenLogprob, ToolCall
 from mockllm.behaviour.request import CompletionRequest, Tool
-from mockllm.behaviour.schemagen import instance
 
 #: What tool-call ids are made of (``call_`` and 24 of them).
 ID_ALPHABET = string.ascii_letters + string.digits
@@ -104,12 +103,19 @@ def mentions(text: str, tool: Tool) -> bool:
     return bool((keys - _COMMON) & words)
 
 
+def _instance(schema: dict, rng: random.Random) -> object:
+    """An instance of ``schema`` (:mod:`.schemagen`, with ``rstr``, imported with the first tool call or schema)."""
+    from mockllm.behaviour.schemagen import instance
+
+    return instance(schema, rng)
+
+
 def _calls(request: CompletionRequest, rng: random.Random, tools: tuple[Tool, ...]) -> Choice:
     """A choice of calls to ``tools``, within ``max_tokens`` (the last call cut short, ``"length"``)."""
     budget = request.max_tokens
     calls = []
     for tool in tools:
-        arguments = json.dumps(instance(tool.parameters, rng), separators=(",", ":"), ensure_ascii=False)
+        arguments = json.dumps(_instance(tool.parameters, rng), separators=(",", ":"), ensure_ascii=False)
         call = ToolCall(call_id(rng), tool.name, arguments)
         if budget is not None and call.tokens > budget:
             calls.append(ToolCall(call.id, tool.name, "".join(tokenize(arguments)[:budget])))
@@ -137,7 +143,7 @@ def answer_text(request: CompletionRequest, rng: random.Random, text: str | None
     if text is not None and _is_json_object(text):
         return text
     if request.output_format == "json_schema":
-        return json.dumps(instance(request.output_schema or {}, rng), ensure_ascii=False)
+        return json.dumps(_instance(request.output_schema or {}, rng), ensure_ascii=False)
     return json.dumps({"answer": draw_reply(rng, request.last_text)}, ensure_ascii=False)
 
 

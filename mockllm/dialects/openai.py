@@ -57,9 +57,13 @@ def new_id(prefix: str, ids: random.Random) -> str:
     return prefix + b64encode(ids.randbytes(22)).translate(_ALPHANUMERIC)[:29].decode("ascii")
 
 
+#: The compact encoder of every answer, made once (``json.dumps`` with options makes one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON, as the real API sends it."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def json_text(text: str) -> bytes:

@@ -135,18 +135,23 @@ class ServerCollector(Service):
     def __init__(self, thresholds: tuple[int, int, int] = COLLECTOR_THRESHOLDS) -> None:
         self._thresholds = thresholds
         self._before = gc.get_threshold()
+        self._was_enabled = gc.isenabled()
 
     def startService(self) -> None:
         """Freeze (a constant-time move: a full collection first would hold the first accept back ~30 ms,
-        for the few cycles start-up leaves) and set the thresholds."""
+        for the few cycles start-up leaves), set the thresholds and turn the collector on (the
+        ``twist`` plugin pauses it while mockllm starts)."""
         super().startService()
         gc.freeze()
         gc.set_threshold(*self._thresholds)
+        gc.enable()
 
     def stopService(self) -> None:
-        """Give the frozen objects back to the collector and its thresholds back to what they were."""
+        """Give the collector back as it was: the frozen objects, its thresholds, on or off."""
         gc.set_threshold(*self._before)
         gc.unfreeze()
+        if not self._was_enabled:
+            gc.disable()
         return super().stopService()
 
 

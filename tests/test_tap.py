@@ -37,9 +37,25 @@ class PluginTests(unittest.TestCase):
 
     def test_discovered(self) -> None:
         """``mockllm`` is an IServiceMaker plugin pointing at mockllm.tap."""
+        self.addCleanup(gc.enable)
         makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
         self.assertIn("mockllm", makers)
         self.assertIsInstance(makers["mockllm"].options(), tap.Options)
+
+    def test_start_runs_with_the_collector_paused(self) -> None:
+        """Choosing ``mockllm`` pauses the garbage collector for the start; the started server turns it on,
+        and stopping gives it back as it found it."""
+        self.addCleanup(gc.enable)
+        makers = {m.tapname: m for m in getPlugins(IServiceMaker)}
+        options = makers["mockllm"].options()
+        self.assertFalse(gc.isenabled())
+        options.parseOptions(["--no-https", "--http-port", "0"])
+        service = makers["mockllm"].makeService(options)
+        service.startService()
+        self.assertTrue(gc.isenabled())
+        done = service.stopService()
+        self.assertFalse(gc.isenabled())
+        return done
 
 
 class DistributionTests(unittest.TestCase):

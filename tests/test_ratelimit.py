@@ -280,9 +280,12 @@ class SDKTests(unittest.TestCase):
         self.assertEqual(first.headers["x-ratelimit-limit-requests"], "60")
         self.assertEqual(first.headers["x-ratelimit-remaining-requests"], "59")
         self.assertEqual(first.headers["x-ratelimit-remaining-tokens"], str(200000 - PROMPT_TOKENS - 20000))
-        # the second is a little later: the buckets have refilled by a fraction of a request meanwhile
+        # the second is a little later: the buckets have refilled meanwhile, by a fraction of a request
+        # and, in under a second, by less than a second's tokens (200,000 a minute: 3,334 a second)
         self.assertEqual(second.headers["x-ratelimit-remaining-requests"], "58")
-        self.assertLess(int(second.headers["x-ratelimit-remaining-tokens"]), 200000 - 2 * 20000)
+        spent = int(first.headers["x-ratelimit-remaining-tokens"]) - int(second.headers["x-ratelimit-remaining-tokens"])
+        self.assertGreater(spent, PROMPT_TOKENS + 20000 - 3334)
+        self.assertLessEqual(spent, PROMPT_TOKENS + 20000)
 
     async def test_ratelimited_429(self) -> None:
         """Under ``ratelimited`` the SDK raises RateLimitError carrying the real wait."""

@@ -16,7 +16,7 @@ import tomllib
 import types
 import typing
 from dataclasses import fields, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from mockllm.config.checks import (
     LATENCY_CHECKS,
@@ -109,18 +109,21 @@ def _parse_section(section: str, table: Any) -> object:
     defaults, _ = SECTIONS[section]
     if not isinstance(table, dict):
         raise ValueError(f"[{section}]: expected a table, got {table!r}")
-    checks = section_checks(section)
+    tables = {"limits": lambda value: _parse_limits(value, defaults.limits), "latency": _parse_latency}
+    return replace(defaults, **_checked(f"[{section}]", table, section_checks(section), tables if section == "models" else None))
+
+
+def _checked(
+    where: str, table: Mapping[str, Any], checks: Mapping[str, Check], parsers: Mapping[str, Callable[[Any], Any]] | None = None
+) -> dict[str, Any]:
+    """``table``'s keys, each one ``checks`` knows, checked by it (or parsed by ``parsers[key]``, a table of tables)."""
     values = {}
     for key, value in table.items():
         if key not in checks:
-            raise ValueError(f"[{section}] {key}: unknown key; expected one of {', '.join(checks)}")
-        if (section, key) == ("models", "limits"):
-            values[key] = _parse_limits(value, defaults.limits)
-        elif (section, key) == ("models", "latency"):
-            values[key] = _parse_latency(value)
-        else:
-            values[key] = apply(checks[key], value, f"[{section}] {key}")
-    return replace(defaults, **values)
+            raise ValueError(f"{where} {key}: unknown key; expected one of {', '.join(checks)}")
+        parse = parsers.get(key) if parsers else None
+        values[key] = parse(value) if parse is not None else apply(checks[key], value, f"{where} {key}")
+    return values
 
 
 def _parse_limits(tables: Any, defaults: Mapping[str, ModelLimits]) -> dict[str, ModelLimits]:
@@ -145,12 +148,7 @@ def _model_tables(name: str, tables: Any, checks: Mapping[str, Check]) -> list[t
         where = f'[models.{name}."{model}"]'
         if not isinstance(body, dict):
             raise ValueError(f"{where}: expected a table of {', '.join(checks)}, got {body!r}")
-        values = {}
-        for key, value in body.items():
-            if key not in checks:
-                raise ValueError(f"{where} {key}: unknown key; expected one of {', '.join(checks)}")
-            values[key] = apply(checks[key], value, f"{where} {key}")
-        parsed.append((model, values))
+        parsed.append((model, _checked(where, body, checks)))
     return parsed
 
 

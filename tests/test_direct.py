@@ -66,6 +66,22 @@ class DirectRoutesTests(unittest.TestCase):
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
 
+    def test_failed_deferred_is_a_500(self) -> None:
+        """A pending answer that fails later is answered with the same OpenAI-shaped 500."""
+        from twisted.internet.defer import Deferred
+
+        app, _ = make_app()
+        pending = Deferred()
+        conn = RawHTTP(app)
+        conn.site.resource = Direct({(b"POST", b"/v1/chat/completions"): lambda request: pending}, conn.site.resource, app.failed)
+        conn.send("POST", "/v1/chat/completions", CHAT)
+        self.assertIsNone(conn.status)
+        pending.errback(ZeroDivisionError("later"))
+        self.assertEqual(conn.status, 500)
+        validate("ErrorResponse", conn.json())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
 def _raise(request) -> bytes:
     """A route with a bug."""
     return 1 // 0

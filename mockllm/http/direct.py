@@ -9,6 +9,11 @@ with the answer: bytes are written and the request finished; a Deferred is cance
 the client goes away, and its result written unless the request is already gone; an error
 goes to the app's handler of unexpected errors.  Every other request (another method or
 path, a trailing slash, a 404 or 405) is Klein's, unchanged.
+
+:class:`Direct` is a ``twisted.web`` resource in front of Klein, rendered by Twisted's own
+``Request.render``: its ``NOT_DONE_YET`` means "the answer finishes the request itself", as a
+resource's does.  The routes it calls return bytes or a Deferred, never ``NOT_DONE_YET``, so
+they answer the same when Klein calls them.
 """
 
 from __future__ import annotations
@@ -57,11 +62,16 @@ class Direct(Resource):
             answer = route(request)
         except Exception:
             answer = self._failed(request, Failure())
-        if isinstance(answer, Deferred):
-            _Pending(request, answer, self._failed)
-        else:
-            _write(request, answer)
+        _respond(request, answer, self._failed)
         return NOT_DONE_YET
+
+
+def _respond(request: IRequest, answer: Answer, failed: Callable[[IRequest, Failure], Answer]) -> None:
+    """Write ``answer`` and finish, at once or, for a Deferred, when it fires (:class:`_Pending`)."""
+    if isinstance(answer, Deferred):
+        _Pending(request, answer, failed)
+    else:
+        _write(request, answer)
 
 
 class _Pending:
@@ -84,16 +94,11 @@ class _Pending:
             _write(self._request, rest)
 
     def _error(self, failure: Failure) -> None:
-        if self._gone:
-            if not failure.check(CancelledError):
-                Direct.log.failure("Unhandled error after the client left", failure)
-            return
-        answer = self._failed(self._request, failure)
-        if isinstance(answer, Deferred):
-            answer.addCallback(self._done)
-            answer.addErrback(lambda f: Direct.log.failure("Unhandled error answering an error", f))
-        else:
-            _write(self._request, answer)
+        """A failed answer: the app's error answer, unless the client has left (then only logged)."""
+        if not self._gone:
+            _respond(self._request, self._failed(self._request, failure), self._failed)
+        elif not failure.check(CancelledError):
+            Direct.log.failure("Unhandled error after the client left", failure)
 
 
 def _write(request: IRequest, body: bytes) -> None:

@@ -44,26 +44,20 @@ class ConsoleLog:
     def exchange_finished(self, exchange: Exchange) -> None:
         """Log the exchange's line."""
         total = elapsed_ms(exchange, exchange.finished_at)
-        fields = {
-            "client": exchange.client,
-            "method": exchange.method,
-            "path": exchange.path,
-            "status": exchange.status if exchange.status is not None else "none",
-            "duration_ms": round(total) if total is not None else None,
-            "fault": exchange.fault or "none",
-            "scenario": exchange.scenario or "-",
-            "outcome": exchange.outcome,
-            "request_id": exchange.request_id,
-            "error": exchange.error,
-        }
+        status = exchange.status if exchange.status is not None else "none"
+        duration = round(total) if total is not None else None
+        fault, scenario = exchange.fault or "none", exchange.scenario or "-"
         line = (
-            f"{fields['client']} {fields['method']} {fields['path']} {fields['status']} {fields['duration_ms']}ms"
-            f" fault={fields['fault']} scenario={fields['scenario']} {fields['outcome']} {fields['request_id']}"
+            f"{exchange.client} {exchange.method} {exchange.path} {status} {duration}ms"
+            f" fault={fault} scenario={scenario} {exchange.outcome} {exchange.request_id}"
         )
         if exchange.error:
             line += f" error={json.dumps(exchange.error, ensure_ascii=False)}"
         log = self.log
         log.observer({
-            **fields, "line": line, "log_logger": log, "log_level": LogLevel.info, "log_namespace": log.namespace,
+            "client": exchange.client, "method": exchange.method, "path": exchange.path, "status": status,
+            "duration_ms": duration, "fault": fault, "scenario": scenario, "outcome": exchange.outcome,
+            "request_id": exchange.request_id, "error": exchange.error, "line": line,
+            "log_logger": log, "log_level": LogLevel.info, "log_namespace": log.namespace,
             "log_source": log.source, "log_format": "{line}", "log_time": time.time(),
         })

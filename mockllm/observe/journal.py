@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from mockllm.behaviour.errors import APIError, invalid_request
 from mockllm.observe.exchange import Exchange
-from mockllm.observe.record import BODY_CAP, Kept, Record, kept, record_of
+from mockllm.observe.record import BODY_CAP, Kept, Record, kept_tuple, record_of
 from mockllm.config.checks import ascii_whole
 from mockllm.config.model import ObserveConfig
 
@@ -130,7 +130,7 @@ class Journal:
     """The records of the last ``size`` exchanges, oldest first (each body cut to ``body_cap`` bytes)."""
 
     def __init__(self, size: int = ObserveConfig.journal_size, body_cap: int = BODY_CAP) -> None:
-        #: Each a :class:`Kept` as a plain tuple (the collector stops tracking exact tuples of atoms only).
+        #: Each a :class:`Kept` as a plain tuple (:func:`~mockllm.observe.record.kept_tuple`).
         self._entries: deque[tuple] = deque(maxlen=size)
         self._body_cap = body_cap
 
@@ -147,7 +147,7 @@ class Journal:
 
     def exchange_finished(self, exchange: Exchange) -> None:
         """Keep the exchange; the oldest may fall out."""
-        self._entries.append(tuple(kept(exchange, self._body_cap)))
+        self._entries.append(kept_tuple(exchange, self._body_cap))
 
     def clear(self) -> int:
         """Forget every record; return how many there were."""

@@ -91,8 +91,14 @@ class Kept(NamedTuple):
 
 def kept(ex: Exchange, body_cap: int = BODY_CAP) -> Kept:
     """The :class:`Kept` snapshot of a finished exchange, each body cut to ``body_cap`` bytes."""
+    return Kept._make(kept_tuple(ex, body_cap))
+
+
+def kept_tuple(ex: Exchange, body_cap: int = BODY_CAP) -> tuple:
+    """:func:`kept` as a plain tuple, in :class:`Kept`'s order (what the journal stores: the collector
+    stops tracking an exact tuple of atoms, not a named one)."""
     body, response = ex.body, ex.response_body
-    return Kept(
+    return (
         ex.started, ex.request_id, ex.client, ex.identity, ex.key, ex.method, ex.path, ex.query,
         ex.scenario, ex.fault, ex.fault_at, ex.error, ex.status, ex.outcome, tuple(ex.headers),
         None if body is None else body[:body_cap], 0 if body is None else len(body),

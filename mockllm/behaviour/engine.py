@@ -116,7 +116,7 @@ class Engine:
         load = self.load
         if request.stream and not isinstance(fault, MalformedFault):
             pause = paced(plan.timing, rng, load.others)
-            return itertools.chain((count,), load.counted(stream_script(dialect, request, reply, stamp, pause, fault)))
+            return load.counted(itertools.chain((count,), stream_script(dialect, request, reply, stamp, pause, fault)))
         whole = whole_script(dialect, dialect.render(request, reply, stamp), fault)
         if plan.timing.whole_waits and dialect.replies:
             return (count, Wait(generation_time(paced(plan.timing, rng, lambda: load.open), reply)), *whole)

@@ -3,8 +3,8 @@ The server's load as a load-aware latency sees it: how many streams are open now
 
 :class:`OpenStreams` is one counter per app, kept by the engine: :meth:`OpenStreams.counted`
 wraps each stream's script, counting the stream from its first step until its last (a
-``Finish``, ``Close`` or ``Abort``), or until the script is dropped unfinished (a client that
-left: when the executor's script is collected).  A latency with ``load_ms_per_stream`` reads
+``Finish``, ``Close`` or ``Abort``), or until the script is closed unfinished (a client that
+left: the executor closes its script then).  A latency with ``load_ms_per_stream`` reads
 :meth:`OpenStreams.others` at each pause.
 """
 

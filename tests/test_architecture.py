@@ -18,12 +18,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mockllm"
 #: package -> the mockllm packages its modules may import from.
 ALLOWED = {
     "config": set(),
-    "behaviour": {"config", "dialects", "transport"},
+    "behaviour": {"config", "dialects", "headers", "transport"},
     "dialects": {"behaviour", "config"},
     "tls": {"config", "transport"},
     "observe": {"behaviour", "config", "startup"},
     "admin": {"behaviour", "config", "dialects", "observe", "tls"},
-    "http": {"behaviour", "config", "dialects", "observe", "startup", "tls"},
+    "http": {"behaviour", "config", "dialects", "headers", "observe", "startup", "tls"},
     "testing": {"admin", "behaviour", "config", "http", "observe", "server"},
 }
 

@@ -10,6 +10,7 @@ import socket
 
 from twisted.internet.task import Clock
 from twisted.trial import unittest
+from twisted.web.http_headers import Headers
 
 from mockllm.behaviour.engine import paced, stream_script
 from mockllm.behaviour.executor import Executor
@@ -57,7 +58,7 @@ class FakeRequest:
         self.streaming = None
         self.written: list[bytes] = []
         self.code: int | None = None
-        self.headers: dict[bytes, bytes] = {}
+        self.responseHeaders = Headers()
 
     def registerProducer(self, producer, streaming: bool) -> None:
         """Record the producer (a real request would hand it to the transport)."""
@@ -76,8 +77,13 @@ class FakeRequest:
         self.code = code
 
     def setHeader(self, name: bytes, value: bytes) -> None:
-        """Record a header."""
-        self.headers[name] = value
+        """Set a header."""
+        self.responseHeaders.setRawHeaders(name, [value])
+
+    @property
+    def headers(self) -> dict[bytes, bytes]:
+        """The headers set, lower-case name to last value."""
+        return {name.lower(): values[-1] for name, values in self.responseHeaders.getAllRawHeaders()}
 
 
 def exchange() -> Exchange:

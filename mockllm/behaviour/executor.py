@@ -50,6 +50,7 @@ from mockllm.behaviour.steps import (
     reason_phrase,
 )
 from mockllm.behaviour.ticker import Pending, Scheduler
+from mockllm.headers import set_headers
 from mockllm.transport import handle_under, unsent_bytes
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
@@ -75,13 +76,14 @@ class Progress(Protocol):
 
 @implementer(IPushProducer)
 class Executor:
-    """Runs ``steps`` on ``request``; ``timing_headers(elapsed)`` adds the dialect's timing headers.
+    """Runs ``steps`` on ``request``; ``timing_headers(elapsed)`` adds the dialect's timing headers,
+    and the script's ``Head`` gets ``defaults`` too, except the headers it gives itself.
 
     ``clock`` is a scheduler: a :class:`~mockllm.behaviour.ticker.Ticker` or a bare clock.
     """
 
     __slots__ = (
-        "_request", "_clock", "_steps", "_progress", "_timing_headers", "_paused", "_registered",
+        "_request", "_clock", "_steps", "_progress", "_timing_headers", "_defaults", "_paused", "_registered",
         "_ended", "_timer", "_done", "_finished", "_flush_since", "_origin",
     )
 
@@ -92,12 +94,14 @@ class Executor:
         steps: Iterable[Step],
         progress: Progress,
         timing_headers: Callable[[float], HeaderPairs],
+        defaults: HeaderPairs = (),
     ) -> None:
         self._request = request
         self._clock = clock
         self._steps: Iterator[Step] = iter(steps)
         self._progress = progress
         self._timing_headers = timing_headers
+        self._defaults = defaults
         self._paused = False
         self._registered = False
         self._ended = False
@@ -170,10 +174,12 @@ class Executor:
         progress.status = step.status
         progress.first_byte_at = now
         request.setResponseCode(step.status, reason_phrase(step.status))
-        for name, value in step.headers:
-            request.setHeader(name, value)
-        for name, value in self._timing_headers(now - progress.started):
-            request.setHeader(name, value)
+        headers = step.headers
+        set_headers(request, headers)
+        if self._defaults:
+            given = {name.lower() for name, _ in headers}
+            set_headers(request, [pair for pair in self._defaults if pair[0] not in given])
+        set_headers(request, self._timing_headers(now - progress.started))
 
     def _event(self, step: Event) -> None:
         if not self._registered:

@@ -37,7 +37,7 @@ from zope.interface import Interface, implementer
 
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.model import ModelLimits
-from mockllm.dialects.openai import limit_headers, rate_limit_headers
+from mockllm.dialects.openai import limit_header_bytes, rate_limit_headers
 
 #: Refill arithmetic is in floats on epoch times (about 1e-7 s apart at best); a bucket this
 #: close to enough is enough.
@@ -194,11 +194,10 @@ class Standing:
 
     def limit_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         """The ``x-ratelimit-*`` headers every answer carries, as byte pairs."""
-        pairs = limit_headers(
-            self.requests.limit, self.requests.remaining, self.requests.reset,
-            (self.tokens.limit, self.tokens.remaining, self.tokens.reset),
+        requests, tokens = self.requests, self.tokens
+        return limit_header_bytes(
+            requests.limit, requests.remaining, requests.reset, tokens.limit, tokens.remaining, tokens.reset
         )
-        return tuple((name.encode("ascii"), value.encode("ascii")) for name, value in pairs)
 
 
 class RateLimiter:

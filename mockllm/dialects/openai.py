@@ -299,20 +299,29 @@ def limit_headers(
 ) -> tuple[tuple[str, str], ...]:
     """The six ``x-ratelimit-*`` headers: the request bucket's limit, remaining and reset, then
     the token bucket's (``tokens`` is its limit, remaining and reset seconds)."""
-    token_limit, token_remaining, token_reset = tokens
-    return (
-        ("x-ratelimit-limit-requests", str(limit)),
-        ("x-ratelimit-remaining-requests", str(remaining)),
-        ("x-ratelimit-reset-requests", _duration(requests_reset)),
-        ("x-ratelimit-limit-tokens", str(token_limit)),
-        ("x-ratelimit-remaining-tokens", str(token_remaining)),
-        ("x-ratelimit-reset-tokens", _duration(token_reset)),
+    return tuple(
+        (name.decode("ascii"), value.decode("ascii"))
+        for name, value in limit_header_bytes(limit, remaining, requests_reset, *tokens)
     )
 
 
-def _duration(seconds: float) -> str:
+def limit_header_bytes(
+    limit: int, remaining: int, requests_reset: float, token_limit: int, token_remaining: int, token_reset: float
+) -> tuple[tuple[bytes, bytes], ...]:
+    """:func:`limit_headers` as byte pairs, as every answer sends them."""
+    return (
+        (b"x-ratelimit-limit-requests", b"%d" % limit),
+        (b"x-ratelimit-remaining-requests", b"%d" % remaining),
+        (b"x-ratelimit-reset-requests", _duration(requests_reset)),
+        (b"x-ratelimit-limit-tokens", b"%d" % token_limit),
+        (b"x-ratelimit-remaining-tokens", b"%d" % token_remaining),
+        (b"x-ratelimit-reset-tokens", _duration(token_reset)),
+    )
+
+
+def _duration(seconds: float) -> bytes:
     """A reset time as OpenAI writes it: ``1s``, ``0.25s``."""
-    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    return (b"%.3f" % seconds).rstrip(b"0").rstrip(b".") + b"s"
 
 
 #: The retry headers ``retry_after_format`` chooses among.

@@ -10,15 +10,14 @@ before the plan is an error answer in the dialect's envelope.
 Around that: the API key check (:mod:`.apikeys`) comes first, before the body is looked at;
 a prompt over the model's context window is a 400; each request is charged to its key's
 rate-limit buckets (:mod:`mockllm.behaviour.ratelimit`), and the answer's ``Head`` step
-gets the ``x-ratelimit-*`` headers of that standing (:func:`with_headers`: the script is
-wrapped here, so neither the engine nor the executor knows of rate limits; a head that
-tells its own, a 429's, keeps them).
+gets the ``x-ratelimit-*`` headers of that standing (the executor's ``defaults``: neither the
+engine nor the executor knows of rate limits; a head that tells its own, a 429's, keeps them).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -33,7 +32,7 @@ from mockllm.behaviour.plan import PlanPart, StreamTiming, fitting, latency_timi
 from mockllm.behaviour.ratelimit import RateLimiter, completion_budget
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.rules import RuleBook
-from mockllm.behaviour.steps import Head, HeaderPairs, Step
+from mockllm.behaviour.steps import HeaderPairs, Step
 from mockllm.behaviour.ticker import Scheduler, Ticker
 from mockllm.config import Config
 from mockllm.dialects import IDialect
@@ -80,18 +79,6 @@ def config_layer(config: Config) -> Callable[[str], PlanPart]:
         return by_model.get(model, default)
 
     return layer
-
-
-def with_headers(steps: Iterable[Step], extra: HeaderPairs) -> Iterator[Step]:
-    """``steps`` with ``extra`` added to the ``Head`` (an answer has one), except the headers it already gives."""
-    steps = iter(steps)
-    for step in steps:
-        if isinstance(step, Head):
-            present = {name.lower() for name, _ in step.headers}
-            yield Head(step.status, (*step.headers, *(pair for pair in extra if pair[0] not in present)))
-            break
-        yield step
-    yield from steps
 
 
 def check_context(request: CompletionRequest, window: int) -> None:
@@ -157,17 +144,18 @@ class Completions:
         if fault is not plan.fault:
             plan = replace(plan, fault=fault)
         ex.fault, ex.fault_at = plan.fault_name, plan.fault_at
-        script = with_headers(self._engine.script(dialect, creq, plan), standing.limit_headers())
-        return self.run(request, ex, dialect, script)
+        return self.run(request, ex, dialect, self._engine.script(dialect, creq, plan), standing.limit_headers())
 
     def fail(self, request: IRequest, ex: Exchange, dialect: IDialect, error: APIError) -> bytes | Deferred:
         """Answer with ``error`` (recorded as the exchange's reason)."""
         ex.error = error.message
         return self.run(request, ex, dialect, error_script(dialect, error))
 
-    def run(self, request: IRequest, ex: Exchange, dialect: IDialect, steps: Iterable[Step]) -> bytes | Deferred:
-        """Run ``steps`` on ``request`` on the ticker."""
-        return Executor(request, self._ticker, steps, ex, dialect.timing_headers).run()
+    def run(
+        self, request: IRequest, ex: Exchange, dialect: IDialect, steps: Iterable[Step], defaults: HeaderPairs = ()
+    ) -> bytes | Deferred:
+        """Run ``steps`` on ``request`` on the ticker; the answer's head gets ``defaults`` unless it gives them itself."""
+        return Executor(request, self._ticker, steps, ex, dialect.timing_headers, defaults).run()
 
     def _validate(
         self, request: IRequest, raw: bytes, dialect: IDialect, ex: Exchange

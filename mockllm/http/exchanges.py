@@ -20,6 +20,7 @@ from twisted.web.iweb import IRequest
 
 from mockllm.dialects import IDialect
 from mockllm.dialects.openai import request_id
+from mockllm.headers import set_headers
 from mockllm.http.refusal import client_text
 from mockllm.observe.exchange import COMPLETED, DISCONNECTED, SHUTDOWN, Exchange, ExchangeObserver, IExchange
 
@@ -70,8 +71,7 @@ class Exchanges:
     def stamp(self, request: IRequest) -> str:
         """Set the headers every response carries; return the request id."""
         rid = request_id(self.ids)
-        for name, value in self._dialect.common_headers(rid):
-            request.setHeader(name, value)
+        set_headers(request, self._dialect.common_headers(rid))
         return rid
 
     def begin(self, request: IRequest) -> Exchange:

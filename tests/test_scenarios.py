@@ -85,9 +85,14 @@ def runner(
 
 
 def plans(run: ScenarioRunner, count: int, request: CompletionRequest | None = None, key: str = "k") -> list[PlanPart]:
-    """The scenario layer for ``count`` requests in a row."""
+    """The scenario layer for ``count`` requests in a row; each part's ``draws`` (the key's generator)
+    is replaced by the first 64 bits the request draws from it, as the engine draws at once."""
     request = request or chat()
-    return [run.plan(request, caller(key))[1] for _ in range(count)]
+    parts = []
+    for _ in range(count):
+        part = run.plan(request, caller(key))[1]
+        parts.append(part if part.draws is None else replace(part, draws=part.draws.getrandbits(64)))
+    return parts
 
 
 def scenario_app(current: str = "default", config: Config | None = None, seed: int = 0, **params):

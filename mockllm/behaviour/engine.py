@@ -109,13 +109,13 @@ class Engine:
             return (Wait(fault.hold), *error_script(dialect, dialect.fault_error(StatusFault(504))))
         if isinstance(fault, (ResetFault, CloseFault)) and not fault.at:
             return event_fault(dialect, request, None, fault)
-        rng = random.Random(plan.seed) if plan.seed is not None else self._rng
+        rng = random.Random(plan.seed) if plan.seed is not None else plan.draws or self._rng
         reply = self.reply(plan, request, rng) if dialect.replies else Reply(())
         stamp = Stamp(dialect.new_id(self._ids), int(self._clock.seconds()))
         count = Count(reply.completion_tokens)
         load = self.load
         if request.stream and not isinstance(fault, MalformedFault):
-            pause = paced(plan.timing, rng, load.others)
+            pause = paced(plan.timing, own_draws(rng, plan), load.others)
             return load.counted(itertools.chain((count,), stream_script(dialect, request, reply, stamp, pause, fault)))
         whole = whole_script(dialect, dialect.render(request, reply, stamp), fault)
         if plan.timing.whole_waits and dialect.replies:
@@ -130,6 +130,15 @@ class Engine:
         if isinstance(content, Reply):
             return content
         return compose(request, rng, content, plan.reply_tokens)
+
+
+def own_draws(rng: random.Random, plan: Plan) -> random.Random:
+    """The generator of a stream's pauses: ``rng``, or, when ``rng`` is shared (not seeded for this
+    request) and the pauses draw jitter as the stream goes, one seeded from it now (so that they do
+    not depend on what other answers draw from it meanwhile)."""
+    if plan.seed is not None or not plan.timing.jitter:
+        return rng
+    return random.Random(rng.getrandbits(64))
 
 
 def error_script(dialect: IDialect, error: APIError) -> tuple[Step, ...]:

@@ -10,6 +10,7 @@ engine (:mod:`mockllm.behaviour.engine`) turns a plan into a script of steps.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -228,9 +229,12 @@ class PlanPart:
     #: The stream pacing: whole (:class:`StreamTiming`), or some fields of it (:class:`TimingPart`,
     #: the rest from the layers below).
     timing: StreamTiming | TimingPart | None = None
-    #: Seeds the request's own draws (reply text, stream jitter); the scenario layer sets it from
-    #: its per-key generator, so ``--seed`` reproduces them per client key.
+    #: Seeds the request's own draws (reply text, stream jitter) with a generator of their own.
     seed: int | None = None
+    #: Without a ``seed``: the generator the request's draws come from, as it arrives (a jittered
+    #: stream's pauses from one seeded by it).  The scenario layer gives its per-key generator, so
+    #: ``--seed`` reproduces them per client key.
+    draws: random.Random | None = None
     #: Write the body (a whole answer, or each stream event) a few bytes at a time, this many
     #: seconds apart (``?drip_ms=``); 0: all at once.
     drip: float | None = None
@@ -248,8 +252,10 @@ class Plan:
     #: ``None``: draw a reply from the templates.
     content: str | Reply | None = None
     timing: StreamTiming = StreamTiming()
-    #: ``None``: draw from the app's own generator.
+    #: ``None``: draw from ``draws``.
     seed: int | None = None
+    #: ``None`` (and no ``seed``): draw from the app's own generator.
+    draws: random.Random | None = None
     drip: float = 0.0
     #: ``None``: the reply is as long as its text.
     reply_tokens: int | None = None

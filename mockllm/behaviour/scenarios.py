@@ -410,8 +410,8 @@ def unknown_scenario_error(name: str, known: Iterable[str]) -> APIError:
 def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
     """
     ``part`` with the common parameters (then the configuration) deciding its empty delay,
-    fault and timing (``latency``), and a seed from this key's generator for the request's own
-    draws (reply, jitter).
+    fault and timing (``latency``), and this key's generator for the request's own draws (reply,
+    jitter) unless it has a seed of its own.
     """
     params, responses = state.params, state.responses
     filled: dict[str, Any] = {}
@@ -424,8 +424,8 @@ def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
         rate = responses.error_rate_percent if rate is None else rate
         if rate > 0 and state.rng.random() * 100 < rate:
             filled["fault"] = StatusFault(state.rng.choice(params["error_statuses"]))
-    if part.seed is None:
-        filled["seed"] = state.rng.getrandbits(64)
+    if part.seed is None and part.draws is None:
+        filled["draws"] = state.rng
     return replace(part, **filled) if filled else part
 
 

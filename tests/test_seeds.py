@@ -1,9 +1,12 @@
 """
 ``--seed``: a seeded server answers each client key's sequence of requests the
-same way, whatever other keys do in between, and ``reset`` starts it again.
+same way, whatever other keys do in between, and ``reset`` starts it again; the
+splitting of reply text into tokens that the replies rely on.
 """
 
 from __future__ import annotations
+
+import random
 
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -53,3 +56,23 @@ class LargePromptTests(unittest.TestCase):
         self.assertEqual(content.count_tokens(small), len(content.tokenize(small)))
         big = "x" * (content.EXACT_CHARS + 4000)
         self.assertEqual(content.count_tokens(big), content.count_tokens(big[: content.EXACT_CHARS]) + 1000)
+
+
+class ReplyPiecesTests(unittest.TestCase):
+    """The remembered split of reply texts is the split itself."""
+
+    def test_same_as_tokenize(self) -> None:
+        """For drawn replies (and asked twice), the pieces are tokenize's, and they make the text again."""
+        rng = random.Random(4)
+        for _ in range(200):
+            text = content.draw_reply(rng, "tell me about the weather in Paris")
+            for _ in range(2):
+                pieces = content.reply_pieces(text)
+                self.assertEqual(pieces, tuple(content.tokenize(text)))
+                self.assertEqual("".join(pieces), text)
+
+    def test_bounded(self) -> None:
+        """It keeps at most a few hundred texts, however many it is asked about."""
+        for n in range(1000):
+            content.reply_pieces(f"reply number {n}.")
+        self.assertLessEqual(content.reply_pieces.cache_info().currsize, 256)

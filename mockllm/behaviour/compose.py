@@ -16,7 +16,7 @@ import json
 import random
 import re
 import string
-from mockllm.behaviour.content import count_tokens, draw_reply, tokenize
+from mockllm.behaviour.content import count_tokens, draw_reply, reply_pieces, tokenize
 from mockllm.behaviour.reply import Alternative, Choice, Reply, TokenLogprob, ToolCall
 from mockllm.behaviour.request import CompletionRequest, Tool
 
@@ -160,7 +160,7 @@ def cut(text: str, request: CompletionRequest, tokens: int | None = None) -> tup
     ends = [at for at in (text.find(stop) for stop in request.stop if stop) if at >= 0]
     if ends:
         text = text[: min(ends)]
-    pieces = tuple(tokenize(text))
+    pieces = reply_pieces(text)
     if tokens is not None:
         pieces = pieces[:tokens]
     if request.max_tokens is not None and len(pieces) > request.max_tokens:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from functools import lru_cache
 
 _TOKEN = re.compile(r" ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+")
 
@@ -42,6 +43,13 @@ CLOSERS = (
 def tokenize(text: str) -> list[str]:
     """Split ``text`` into token-sized pieces whose concatenation is ``text``."""
     return _TOKEN.findall(text)
+
+
+@lru_cache(maxsize=256)
+def reply_pieces(text: str) -> tuple[str, ...]:
+    """:func:`tokenize`'s pieces of a reply's text, remembered for the most recent texts: replies
+    drawn from the templates are a few hundred texts, split again and again otherwise."""
+    return tuple(_TOKEN.findall(text))
 
 
 #: Text beyond this many characters is counted at :data:`CHARS_PER_TOKEN`, not piece by piece,

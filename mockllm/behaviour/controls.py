@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 
 from mockllm.behaviour.errors import invalid_request
 from mockllm.behaviour.plan import (
+    NO_OPINION,
     NO_FAULT,
     RETRY_AFTER_FORMATS,
     ChunkFault,
@@ -241,8 +242,8 @@ def _reply_tokens(lookup: Lookup) -> int | None:
     return None if text is None else _whole("reply_tokens", text, MAX_REPLY_TOKENS, "tokens", "tokens")
 
 
-#: The plan layer of a request without any control.
-NO_CONTROLS = PlanPart()
+#: The plan layer of a request without any control: no opinion.
+NO_CONTROLS = NO_OPINION
 
 
 def parse_controls(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> PlanPart:

@@ -275,11 +275,15 @@ class Plan:
 
 
 _FIELDS = tuple(f.name for f in fields(PlanPart) if f.name != "timing")
+#: The layer with no opinion at all, shared (a request without controls, no matching rule):
+#: :func:`resolve` passes over it without asking each field.
+NO_OPINION = PlanPart()
 
 
 def resolve(*layers: PlanPart) -> Plan:
     """Merge ``layers`` (most specific first) into a :class:`Plan`; the timing field by field
     (:func:`merged_timing`)."""
+    layers = tuple(layer for layer in layers if layer is not NO_OPINION)
     chosen: dict[str, Any] = {}
     for name in _FIELDS:
         for layer in layers:

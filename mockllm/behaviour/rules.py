@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping
 from mockllm.behaviour.content import EXACT_CHARS, draw_reply, tokenize
 from mockllm.behaviour.controls import parse_controls
 from mockllm.behaviour.errors import APIError
-from mockllm.behaviour.plan import PlanPart
+from mockllm.behaviour.plan import NO_OPINION, PlanPart
 from mockllm.behaviour.reply import Choice, Reply, ToolCall
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.checks import Check, apply, boolean, one_of, pattern, text
@@ -234,7 +234,7 @@ class RuleBook:
         for rule in self._rules:
             if rule.matches(request, path, header):
                 return rule.part(request, self._ids)
-        return PlanPart()
+        return NO_OPINION
 
     def replace(self, raws: Iterable[Any]) -> None:
         """Check ``raws`` and make them the rules (nothing changes if one is bad: :class:`RuleError`)."""

@@ -476,7 +476,7 @@ class ScenarioRunner:
         self._current = self._lookup(current)
         self._current_params = self._current.params
         #: key -> scenario name -> (its random sequence, its storage); least recently seen key first.
-        self._keys: OrderedDict[str, dict[str, tuple[random.Random, dict[str, Any]]]] = OrderedDict()
+        self._keys: OrderedDict[str, dict[str, ScenarioState]] = OrderedDict()
 
     def _lookup(self, name: str) -> Definition:
         try:
@@ -508,13 +508,16 @@ class ScenarioRunner:
     def state_for(self, definition: Definition, key: str) -> ScenarioState:
         """The state ``definition`` sees for requests with ``key``."""
         slots = self._slots_of(key)
-        if definition.name not in slots:
-            slots[definition.name] = (random.Random(f"{self.seed}/{definition.name}/{key}"), {})
-        rng, storage = slots[definition.name]
         params = self._current_params if definition is self._current else definition.params
-        return ScenarioState(rng, self.clock, params, storage, self.responses, key)
+        state = slots.get(definition.name)
+        if state is None:
+            rng = random.Random(f"{self.seed}/{definition.name}/{key}")
+            state = slots[definition.name] = ScenarioState(rng, self.clock, params, {}, self.responses, key)
+        elif state.params is not params:  # switched since: the same sequence and storage, the new parameters
+            state = slots[definition.name] = replace(state, params=params)
+        return state
 
-    def _slots_of(self, key: str) -> dict[str, tuple[random.Random, dict[str, Any]]]:
+    def _slots_of(self, key: str) -> dict[str, ScenarioState]:
         """``key``'s state by scenario name, now the most recently seen; the least recent key may fall out."""
         slots = self._keys.get(key)
         if slots is not None:

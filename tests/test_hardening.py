@@ -706,3 +706,22 @@ class RequestBodyBufferTests(unittest.TestCase):
             conn = Server().connect().write(request)
             self.assertEqual(conn.status, 200)
             self.assertGreater(conn.json()["usage"]["prompt_tokens"], 40_000)
+
+
+class LocalAddressTests(unittest.TestCase):
+    """Each request knows the connection's local address; the channel asks the transport for it once."""
+
+    def test_asked_once_per_connection(self) -> None:
+        """Three keep-alive requests (each asks the channel as it is made) get the transport's address,
+        which the channel asked the transport for once."""
+        asked = []
+        conn = Server().connect()
+        real = conn.transport.getHost
+        conn.transport.getHost = lambda: asked.append(1) or real()
+        seen = []
+        for _ in range(3):
+            conn.write(chat_request())
+            seen.append(conn.protocol.getHost())
+        self.assertEqual(conn.status, 200)
+        self.assertEqual(seen, [real()] * 3)
+        self.assertEqual(len(asked), 1)

@@ -280,6 +280,38 @@ class _Ignore:
 class TextLinesTests(unittest.TestCase):
     """``twist``'s text format as mockllm installs it (:class:`~mockllm.observe.output.TextLines`)."""
 
+    def test_console_lines_flushed_once_per_turn(self) -> None:
+        """With a clock, a turn's console lines leave in one flush at its end; any other event is
+        flushed at once, with the lines before it, in order."""
+        from io import StringIO
+
+        from twisted.internet.task import Clock
+        from twisted.logger import Logger, LogPublisher
+
+        from mockllm.observe.output import text_lines
+
+        class Counted(StringIO):
+            flushes = 0
+
+            def flush(self) -> None:
+                type(self).flushes += 1
+                super().flush()
+
+        out, clock = Counted(), Clock()
+        publisher = LogPublisher(text_lines(out, clock))
+        console = ConsoleLog(Logger(namespace="mockllm.requests", observer=publisher))
+        for n in range(3):
+            console.exchange_finished(Exchange(
+                request_id=f"req_{n}", method="POST", path="/v1/chat/completions", query="", client="127.0.0.1:1",
+                headers=[], body=b"", started=5.0, status=200, outcome="completed", finished_at=5.25))
+        self.assertEqual((Counted.flushes, len(out.getvalue().splitlines())), (0, 3))
+        clock.advance(0)
+        self.assertEqual(Counted.flushes, 1)
+        Logger(namespace="other", observer=publisher).warn("plain")
+        self.assertEqual(Counted.flushes, 2)
+        self.assertEqual([line.split()[-1] for line in out.getvalue().splitlines()], ["req_0", "req_1", "req_2", "plain"])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
     def test_same_text_as_twisted(self) -> None:
         """Console lines, with or without an error, and any other event are written exactly as Twisted's text observer writes them."""
         from io import StringIO

@@ -53,6 +53,14 @@ class MockChannel(HTTPChannel):
     maxHeaders = MAX_HEADERS
     _refusal: IDelayedCall | None = None
     _header_timer: IDelayedCall | None = None
+    _host: object = None
+
+    def getHost(self) -> object:
+        """The connection's local address, asked of the transport once (Twisted asks for every
+        request, and a TCP transport asks the kernel each time)."""
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
 
     def connectionMade(self) -> None:
         """Start the idle clock; count the connection among the site's open ones."""

@@ -79,3 +79,26 @@ class TextTests(unittest.TestCase):
         events = [json.loads(e) for e in parse_sse(b"".join(f.data for f in frames))[:-1]]
         self.assertEqual([(e["choices"][0]["index"], e["choices"][0]["finish_reason"]) for e in events],
                          [(0, None), (0, None), (0, "stop"), (1, None), (1, "length")])
+
+
+class DumpsTests(unittest.TestCase):
+    """``dumps``, the encoder of every answer, writes what ``json.dumps`` writes with the same options."""
+
+    def test_same_as_json_dumps(self) -> None:
+        """Objects, arrays, strings with quotes, controls and non-ASCII text, numbers, floats, None and
+        booleans come out byte for byte as ``json.dumps(separators=(",", ":"), ensure_ascii=False)``."""
+        from mockllm.dialects.openai import dumps
+
+        values = [
+            {"a": [1, 2.5, -0.0, 1e300, None, True, False], "b": {"c": "x\"y\\z\n\t\u0001é中😀"}},
+            [], {}, "plain", "é", 3, 1.5, None, [{"k": [{"deep": ["er"]}]}], {"1": 1, "": ""},
+        ]
+        for value in values:
+            self.assertEqual(dumps(value), json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+    def test_refuses_what_json_refuses(self) -> None:
+        """A value JSON cannot hold is a TypeError, as from ``json.dumps``."""
+        from mockllm.dialects.openai import dumps
+
+        with self.assertRaises(TypeError):
+            dumps({"x": object()})

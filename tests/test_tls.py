@@ -350,6 +350,35 @@ class IdentityTests(unittest.TestCase):
         self.assertEqual(len(calls), 1)
 
 
+class IdentityCacheTests(unittest.TestCase):
+    """
+    L{identity.PeerIdentities.identify} finds a channel's identity once.
+    """
+
+    def test_found_once_per_channel(self):
+        """
+        Requests on one channel ask the transport's layers once; another
+        channel asks again; each request gets its own copy of the identity.
+        """
+        class Channel:
+            pass
+
+        class Request:
+            def __init__(self, channel):
+                self.channel = channel
+
+        seen = []
+        cert = {"subject": "CN=c", "issuer": "CN=ca"}
+        self.patch(identity.PeerIdentities, "_identity", lambda _, request: seen.append(request) or dict(cert))
+        peers = identity.PeerIdentities()
+        one, two = Channel(), Channel()
+        first, again, other = (peers.identify(Request(c)) for c in (one, one, two))
+        self.assertEqual((first, again, other), (cert, cert, cert))
+        self.assertEqual(len(seen), 2)
+        first["subject"] = "changed"
+        self.assertEqual(peers.identify(Request(one)), cert)
+
+
 class StartErrorTests(unittest.TestCase):
     """
     Unusable material is reported at start, naming the file.

@@ -28,6 +28,9 @@ from OpenSSL import SSL
 
 from mockllm.transport import handle_under
 
+#: What L{PeerIdentities} has not looked up yet for a channel.
+_UNKNOWN = object()
+
 #: The keys of L{PeerIdentities.describe}'s answer, all None over plain HTTP.
 FIELDS = ("subject", "issuer", "serial", "fingerprint_sha256", "tls_version", "cipher")
 
@@ -72,6 +75,9 @@ class PeerIdentities:
 
     def __init__(self) -> None:
         self._described: "weakref.WeakKeyDictionary[SSL.Connection, dict]" = weakref.WeakKeyDictionary()
+        #: channel -> its connection's identity (None: plain HTTP or no certificate), found once per
+        #: channel: finding the OpenSSL connection walks the transport's layers.
+        self._identities: "weakref.WeakKeyDictionary[object, Optional[dict]]" = weakref.WeakKeyDictionary()
 
     def describe(self, request) -> dict:
         """
@@ -93,6 +99,15 @@ class PeerIdentities:
         issuer, serial, fingerprint_sha256) with its tls_version and cipher,
         or None over plain HTTP or when the client presented no certificate.
         """
+        channel = getattr(request, "channel", None)
+        found = self._identities.get(channel, _UNKNOWN) if channel is not None else _UNKNOWN
+        if found is _UNKNOWN:
+            found = self._identity(request)
+            if channel is not None:
+                self._identities[channel] = found
+        return None if found is None else dict(found)
+
+    def _identity(self, request) -> Optional[dict]:
         if _tls_connection(request) is None:
             return None
         described = self.describe(request)

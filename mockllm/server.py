@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import random
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from twisted.application.service import MultiService, Service
@@ -25,6 +24,7 @@ from mockllm.behaviour.ratelimit import RateLimiter
 from mockllm.behaviour.rules import RuleBook, RuleError
 from mockllm.behaviour.scenarios import ScenarioRunner, define, discover
 from mockllm.config import Config, ObserveConfig
+from mockllm.frozen import Frozen, frozen
 from mockllm.http.connlimit import ConnectionLimit
 from mockllm.http.drain import GracefulStop
 from mockllm.http.exchanges import Lifecycle, StoppingMarker
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from mockllm.tls.reload import ReloadGroup
 
 
-@dataclass(frozen=True)
-class Listener:
+@frozen(slots=False)
+class Listener(Frozen):
     """One endpoint to serve: its string and how start-up messages name it."""
 
     description: str
@@ -85,8 +85,8 @@ def listen_descriptions(config: Config) -> list[Listener]:
     return listeners
 
 
-@dataclass(frozen=True)
-class Observers:
+@frozen(slots=False)
+class Observers(Frozen):
     """The observing pieces of one server: journal, metrics, request log, console."""
 
     journal: Journal

@@ -17,14 +17,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mockllm"
 
 #: package -> the mockllm packages its modules may import from.
 ALLOWED = {
-    "config": set(),
-    "behaviour": {"config", "dialects", "headers", "transport"},
-    "dialects": {"behaviour", "config"},
-    "tls": {"config", "transport"},
-    "observe": {"behaviour", "config", "startup"},
-    "admin": {"behaviour", "config", "dialects", "observe", "tls"},
-    "http": {"behaviour", "config", "dialects", "headers", "observe", "startup", "tls"},
-    "testing": {"admin", "behaviour", "config", "http", "observe", "server"},
+    "config": {"frozen"},
+    "behaviour": {"config", "dialects", "frozen", "headers", "transport"},
+    "dialects": {"behaviour", "config", "frozen"},
+    "tls": {"config", "frozen", "transport"},
+    "observe": {"behaviour", "config", "frozen", "startup"},
+    "admin": {"behaviour", "config", "dialects", "frozen", "observe", "tls"},
+    "http": {"behaviour", "config", "dialects", "frozen", "headers", "observe", "startup", "tls"},
+    "testing": {"admin", "behaviour", "config", "frozen", "http", "observe", "server"},
 }
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from mockllm.frozen import Frozen, frozen
 
 if TYPE_CHECKING:
     from mockllm.behaviour.ratelimit import Meter
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
+@frozen
+class Caller(Frozen):
     """The sender of one request."""
 
     #: Per-client state key: ``X-Mock-Key``, else the API key (masked), else the certificate

@@ -11,15 +11,16 @@ engine (:mod:`mockllm.behaviour.engine`) turns a plan into a script of steps.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, Mapping
 
 from mockllm.behaviour.reply import Reply
 from mockllm.config.model import DEFAULT_FAIL_STATUS, DEFAULT_JITTER, JITTERS
+from mockllm.frozen import Frozen, frozen
 
 
-@dataclass(frozen=True, slots=True)
-class StatusFault:
+@frozen
+class StatusFault(Frozen):
     """Answer with an OpenAI-shaped error of this HTTP status instead of a completion."""
 
     status: int
@@ -40,8 +41,8 @@ class StatusFault:
     at = 0
 
 
-@dataclass(frozen=True, slots=True)
-class TimeoutFault:
+@frozen
+class TimeoutFault(Frozen):
     """Send nothing for ``hold`` seconds, then answer 504."""
 
     hold: float
@@ -50,8 +51,8 @@ class TimeoutFault:
     at = 0
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkFault:
+@frozen
+class ChunkFault(Frozen):
     """While streaming, make event ``chunk`` (1-based) malformed and end the stream there."""
 
     chunk: int
@@ -64,8 +65,8 @@ class ChunkFault:
         return self.chunk
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorEventFault:
+@frozen
+class ErrorEventFault(Frozen):
     """While streaming: events 1 .. ``at``-1, then the dialect's in-band error event for ``status``."""
 
     at: int
@@ -75,8 +76,8 @@ class ErrorEventFault:
     name = "error_event"
 
 
-@dataclass(frozen=True, slots=True)
-class ResetFault:
+@frozen
+class ResetFault(Frozen):
     """Reset the connection (RST): before any byte (``at`` 0), or in place of stream event ``at``."""
 
     at: int = 0
@@ -84,8 +85,8 @@ class ResetFault:
     name = "reset"
 
 
-@dataclass(frozen=True, slots=True)
-class CloseFault:
+@frozen
+class CloseFault(Frozen):
     """Close the connection cleanly (FIN): before any byte (``at`` 0), or in place of stream event ``at``."""
 
     at: int = 0
@@ -93,8 +94,8 @@ class CloseFault:
     name = "close"
 
 
-@dataclass(frozen=True, slots=True)
-class StallFault:
+@frozen
+class StallFault(Frozen):
     """Send the status and headers (``at`` 0) or stream events 1 .. ``at``-1, then nothing for
     ``hold`` seconds, then close the connection."""
 
@@ -104,16 +105,16 @@ class StallFault:
     name = "stall"
 
 
-@dataclass(frozen=True, slots=True)
-class MalformedFault:
+@frozen
+class MalformedFault(Frozen):
     """A 200 whole answer (even to a stream request) whose JSON body is cut off mid-object."""
 
     name = "malformed"
     at = 0
 
 
-@dataclass(frozen=True, slots=True)
-class NoFault:
+@frozen
+class NoFault(Frozen):
     """An explicit "no fault": a request's ``fail=none`` beats a scenario's fault."""
 
     name = "none"
@@ -134,8 +135,8 @@ def fitting(fault: Fault, stream: bool) -> Fault:
     return NO_FAULT if fault.at and not stream else fault
 
 
-@dataclass(frozen=True, slots=True)
-class StreamTiming:
+@frozen
+class StreamTiming(Frozen):
     """When streamed chunks are sent, in seconds: the latency model of one answer."""
 
     #: Before the first content chunk (time to first token), after the role chunk.
@@ -159,8 +160,8 @@ class StreamTiming:
             raise ValueError(f"distribution: expected one of {', '.join(JITTERS)}, got {self.distribution!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class TimingPart:
+@frozen
+class TimingPart(Frozen):
     """Part of a :class:`StreamTiming`: ``None`` fields are left to the layers below (``?ttft_ms=``
     alone keeps the scenario's or the model's inter-token pause)."""
 
@@ -218,8 +219,8 @@ def merged_timing(*timings: StreamTiming | TimingPart | None) -> StreamTiming:
     return StreamTiming(**chosen) if chosen else _DEFAULT_TIMING
 
 
-@dataclass(frozen=True, slots=True)
-class PlanPart:
+@frozen
+class PlanPart(Frozen):
     """One layer's opinion; ``None`` means "no opinion, ask the next layer"."""
 
     delay: float | None = None
@@ -243,8 +244,8 @@ class PlanPart:
     reply_tokens: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+@frozen
+class Plan(Frozen):
     """The resolved plan for one request."""
 
     delay: float = 0.0

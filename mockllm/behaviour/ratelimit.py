@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Callable
 
 from zope.interface import Interface, implementer
@@ -38,6 +37,7 @@ from zope.interface import Interface, implementer
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.model import ModelLimits
 from mockllm.dialects.openai import limit_header_bytes, rate_limit_headers
+from mockllm.frozen import Frozen, frozen
 
 #: Refill arithmetic is in floats on epoch times (about 1e-7 s apart at best); a bucket this
 #: close to enough is enough.
@@ -46,8 +46,8 @@ EPSILON = 1e-3
 DEFAULT_MAX_BUCKETS = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class Demand:
+@frozen
+class Demand(Frozen):
     """One bucket a request draws on: its name, its allowance per minute and what it costs."""
 
     bucket: str
@@ -128,8 +128,8 @@ def request_tokens(request: CompletionRequest) -> int:
     return request.prompt_tokens + completion_budget(request)
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
+@frozen
+class Bucket(Frozen):
     """One bucket after a charge: its allowance per minute and its level."""
 
     limit: int
@@ -146,8 +146,8 @@ class Bucket:
         return wait_for(self.level, self.limit, self.limit)
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
+@frozen
+class Standing(Frozen):
     """Where a key stands after one request's charge."""
 
     requests: Bucket

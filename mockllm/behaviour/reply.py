@@ -9,13 +9,13 @@ text reply is :meth:`Reply.of_text`; :mod:`mockllm.behaviour.compose` makes the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from mockllm.behaviour.content import count_tokens, tokenize
+from mockllm.frozen import Frozen, frozen
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCall:
+@frozen
+class ToolCall(Frozen):
     """One function call the model asks for."""
 
     id: str
@@ -29,16 +29,16 @@ class ToolCall:
         return count_tokens(self.arguments)
 
 
-@dataclass(frozen=True, slots=True)
-class Alternative:
+@frozen
+class Alternative(Frozen):
     """A token the model might have chosen at one position, and its log probability."""
 
     token: str
     logprob: float
 
 
-@dataclass(frozen=True, slots=True)
-class TokenLogprob:
+@frozen
+class TokenLogprob(Frozen):
     """The log probability of one piece of a choice's text, and the likeliest tokens there."""
 
     token: str
@@ -47,8 +47,8 @@ class TokenLogprob:
     top: tuple[Alternative, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+@frozen
+class Choice(Frozen):
     """One choice: text pieces and/or tool calls, and why it ended."""
 
     #: The text as token-sized pieces (their concatenation is the text).
@@ -70,8 +70,8 @@ class Choice:
         return len(self.pieces) + sum(call.tokens for call in self.tool_calls)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+@frozen
+class Reply(Frozen):
     """Every choice of one answer."""
 
     choices: tuple[Choice, ...]
@@ -87,8 +87,8 @@ class Reply:
         return sum(choice.tokens for choice in self.choices)
 
 
-@dataclass(frozen=True, slots=True)
-class Stamp:
+@frozen
+class Stamp(Frozen):
     """What every object of one answer shares: its id and creation time (whole seconds)."""
 
     id: str

@@ -10,8 +10,10 @@ legacy text completions, the Responses API and embeddings each fill what they ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
+
+from mockllm.frozen import Frozen, frozen
 
 #: What ``tool_choice`` may be once parsed: let the model decide, force some call, forbid
 #: calls, or force the one function named in ``forced_tool``.
@@ -20,8 +22,8 @@ TOOL_CHOICES = ("auto", "required", "none", "function")
 OUTPUT_FORMATS = ("text", "json_object", "json_schema")
 
 
-@dataclass(frozen=True, slots=True)
-class Tool:
+@frozen
+class Tool(Frozen):
     """A function the client offers the model."""
 
     name: str
@@ -31,8 +33,8 @@ class Tool:
     strict: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionRequest:
+@frozen
+class CompletionRequest(Frozen):
     """A validated request in any dialect (chat, legacy text, responses, embeddings)."""
 
     #: ``"chat"``, ``"text"``, ``"responses"`` or ``"embeddings"``.

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping
 
 from mockllm.behaviour.content import EXACT_CHARS, draw_reply, tokenize
@@ -40,6 +40,7 @@ from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.checks import Check, apply, boolean, one_of, pattern, text
 from mockllm.config.model import ResponsesConfig
 from mockllm.dialects.openai import new_id
+from mockllm.frozen import Frozen, frozen
 
 #: What a rule may match on.
 MATCH_KEYS = ("model", "path", "message", "tools", "header")
@@ -97,8 +98,8 @@ _CHECKS: dict[str, Check] = {
 }
 
 
-@dataclass(frozen=True)
-class Rule:
+@frozen(slots=False)
+class Rule(Frozen):
     """One checked rule: what it matches and what it answers."""
 
     #: The rule as it was given (what ``GET /__admin/rules`` shows).

@@ -74,6 +74,7 @@ from mockllm.config.checks import (
     whole,
 )
 from mockllm.config.model import ResponsesConfig
+from mockllm.frozen import Frozen, frozen
 
 
 class IScenario(IPlugin):
@@ -106,8 +107,8 @@ class IScenario(IPlugin):
         """
 
 
-@dataclass(frozen=True)
-class Parameter:
+@frozen(slots=False)
+class Parameter(Frozen):
     """One scenario parameter: its default, a one-line description and the check its values pass."""
 
     default: Any
@@ -184,8 +185,8 @@ class ScenarioState:
     key: str
 
 
-@dataclass(frozen=True)
-class Definition:
+@frozen(slots=False)
+class Definition(Frozen):
     """A selectable scenario: a plugin and the parameters it runs with under ``name``."""
 
     name: str

@@ -10,8 +10,9 @@ sent), after it, after event N, or mid-body.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from http import HTTPStatus
+
+from mockllm.frozen import Frozen, frozen
 
 #: The outcome of an answer a fault cut short (``Finish(CUT)``).
 CUT = "cut-by-fault"
@@ -22,8 +23,8 @@ STALLED = "stalled"
 HeaderPairs = tuple[tuple[bytes, bytes], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+@frozen
+class Frame(Frozen):
     """One event of a stream, as its dialect renders it."""
 
     data: bytes
@@ -32,23 +33,23 @@ class Frame:
     lead: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+@frozen
+class Head(Frozen):
     """Set the status and headers (they go out with the first byte written)."""
 
     status: int
     headers: HeaderPairs
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
+@frozen
+class Write(Frozen):
     """Write body bytes."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+@frozen
+class Event(Frozen):
     """Write one stream event (counted in the exchange's ``events_sent``)."""
 
     data: bytes
@@ -58,36 +59,36 @@ class Event:
     counted: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Wait:
+@frozen
+class Wait(Frozen):
     """Write nothing for ``seconds`` (on the injected clock)."""
 
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
+@frozen
+class Count(Frozen):
     """Record the answer's completion tokens (nothing is written)."""
 
     completion_tokens: int
 
 
-@dataclass(frozen=True, slots=True)
-class Finish:
+@frozen
+class Finish(Frozen):
     """End the answer normally; ``outcome`` overrides the exchange's (``cut-by-fault``)."""
 
     outcome: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Close:
+@frozen
+class Close(Frozen):
     """Close the connection cleanly (FIN) where the script stands; the answer ends there."""
 
     outcome: str = "closed"
 
 
-@dataclass(frozen=True, slots=True)
-class Abort:
+@frozen
+class Abort(Frozen):
     """Reset the connection (RST: ``SO_LINGER`` 0, then abort) where the script stands."""
 
     outcome: str = "reset"

@@ -8,8 +8,10 @@ Field names follow the gpt-4o-mini plan's TOML keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
+
+from mockllm.frozen import Frozen, frozen
 
 #: The embedding models and their native vector length (``POST /v1/embeddings`` answers only these).
 EMBEDDING_DIMENSIONS: dict[str, int] = {
@@ -33,8 +35,8 @@ DEFAULT_JITTER = "uniform"
 MAX_REPLY_TOKENS = 100_000
 
 
-@dataclass(frozen=True)
-class ModelLimits:
+@frozen(slots=False)
+class ModelLimits(Frozen):
     """What one model allows each caller key: rate limits per minute and the context window."""
 
     #: Requests each key may send per minute (the bucket refills continuously).
@@ -67,8 +69,8 @@ DEFAULT_LIMITS: Mapping[str, ModelLimits] = {
 }
 
 
-@dataclass(frozen=True)
-class ModelLatency:
+@frozen(slots=False)
+class ModelLatency(Frozen):
     """How fast one model answers (a ``[models.latency."ID"]`` table); streams are paced by it and a
     whole answer waits as long as generating it would take."""
 
@@ -84,8 +86,8 @@ class ModelLatency:
     load_ms_per_stream: float = 0.0
 
 
-@dataclass(frozen=True)
-class ServerConfig:
+@frozen(slots=False)
+class ServerConfig(Frozen):
     """Where and how the listeners listen."""
 
     #: The interface every listener uses (``0.0.0.0`` or ``::`` for all of them).
@@ -110,8 +112,8 @@ class ServerConfig:
     shutdown_grace_s: float = 5.0
 
 
-@dataclass(frozen=True)
-class TLSConfig:
+@frozen(slots=False)
+class TLSConfig(Frozen):
     """Certificate material for the mTLS listener (all ``None``: use ``certs_dir``)."""
 
     #: The server certificate, PEM (intermediates may follow it); unset: server.pem in certs_dir.
@@ -128,8 +130,8 @@ class TLSConfig:
     fault: str | None = None
 
 
-@dataclass(frozen=True)
-class ResponsesConfig:
+@frozen(slots=False)
+class ResponsesConfig(Frozen):
     """How completions are answered when no scenario or request says otherwise."""
 
     #: Delay before every completion, in ms.
@@ -146,8 +148,8 @@ class ResponsesConfig:
     max_delay_ms: int = 600_000
 
 
-@dataclass(frozen=True)
-class ModelsConfig:
+@frozen(slots=False)
+class ModelsConfig(Frozen):
     """The models ``/v1/models`` lists and completions accept."""
 
     #: The model ids /v1/models lists and completions accept.
@@ -163,8 +165,8 @@ class ModelsConfig:
         return self.limits.get(model, FALLBACK_LIMITS)
 
 
-@dataclass(frozen=True)
-class ObserveConfig:
+@frozen(slots=False)
+class ObserveConfig(Frozen):
     """The journal and the request log (command line only: ``--journal-size``, ``--request-log*``)."""
 
     #: Exchanges kept in memory for ``GET /__admin/requests``.
@@ -177,8 +179,8 @@ class ObserveConfig:
     request_log_keep: int = 5
 
 
-@dataclass(frozen=True)
-class VerdictConfig:
+@frozen(slots=False)
+class VerdictConfig(Frozen):
     """How the retry verdict (``GET /__admin/verdict``, ``mockllm.testing``) groups and judges attempts."""
 
     #: An attempt without ``x-stainless-retry-count`` is a retry of the previous failed attempt with
@@ -188,8 +190,8 @@ class VerdictConfig:
     attempt_budget: int = 3
 
 
-@dataclass(frozen=True)
-class Config:
+@frozen(slots=False)
+class Config(Frozen):
     """Everything the server is configured with."""
 
     server: ServerConfig = field(default_factory=ServerConfig)

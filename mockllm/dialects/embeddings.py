@@ -20,7 +20,6 @@ import math
 import sys
 from array import array
 from base64 import b64encode
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
@@ -31,6 +30,7 @@ from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame
 from mockllm.config.model import EMBEDDING_DIMENSIONS
 from mockllm.dialects.openai import OpenAIDialect, _check_model, _check_range, _wrong_type, dumps
+from mockllm.frozen import Frozen, frozen
 
 #: The most inputs one request may embed.
 MAX_INPUTS = 2048
@@ -115,8 +115,8 @@ def _seed(item: Input) -> bytes:
     return b"tokens\0" + array("q", item).tobytes()
 
 
-@dataclass(frozen=True, slots=True)
-class Palette:
+@frozen
+class Palette(Frozen):
     """The component values of unit vectors of one length, as float32 bytes and as JSON text.
 
     Components come in pairs ``scale * (cos t, sin t)`` for one of :data:`ANGLES` angles ``t``, with

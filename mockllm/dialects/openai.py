@@ -15,7 +15,6 @@ import math
 import random
 import time
 from base64 import b64encode
-from dataclasses import dataclass
 from email.utils import formatdate
 from json.encoder import c_make_encoder, encode_basestring
 from typing import Any, Iterable, Iterator, Mapping
@@ -28,6 +27,7 @@ from mockllm.behaviour.reply import Reply, Stamp
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.behaviour.steps import Frame, reason_phrase
 from mockllm.dialects import IDialect, Headers
+from mockllm.frozen import Frozen, frozen
 
 #: The ``openai-version`` header every response carries.
 OPENAI_VERSION = "2020-10-01"
@@ -86,8 +86,8 @@ def data_event(obj: Any) -> bytes:
 _NO_CHOICES = b'"choices":[]}\n\n'
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkTemplate:
+@frozen
+class ChunkTemplate(Frozen):
     """The bytes every chunk event of one stream shares, serialised once per stream.
 
     ``prefix`` is ``data: {`` with the stream's fields (``id``, ``object``, ``created``,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
 from mockllm.behaviour.errors import APIError, invalid_request
+from mockllm.frozen import Frozen, frozen
 from mockllm.observe.exchange import Exchange
 from mockllm.observe.record import BODY_CAP, Kept, Record, kept_tuple, record_of
 from mockllm.config.checks import ascii_whole
@@ -29,8 +29,8 @@ _FILTERS = frozenset({"path", "status", "key", "since", "limit"})
 _LIMIT_DIGITS = 18
 
 
-@dataclass(frozen=True, slots=True)
-class JournalQuery:
+@frozen
+class JournalQuery(Frozen):
     """Filters for :meth:`Journal.query`; ``None`` means "any"."""
 
     #: Exact request path, e.g. ``/v1/chat/completions``.

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import email.utils
 import math
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from mockllm.behaviour.errors import invalid_request
 from mockllm.config.checks import MAX_MS, ascii_whole
 from mockllm.config.model import VerdictConfig
+from mockllm.frozen import Frozen, frozen
 from mockllm.observe.journal import JournalQuery
 from mockllm.observe.record import Record
 
@@ -42,8 +42,8 @@ _JOURNAL = frozenset({"key", "path", "since"})
 _MAX_BUDGET = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class VerdictQuery:
+@frozen
+class VerdictQuery(Frozen):
     """Which records to judge and how: journal filters, the grouping window and the attempt budget."""
 
     journal: JournalQuery = JournalQuery()

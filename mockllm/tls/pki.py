@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mockllm.config.model import TLS_FAULTS
+from mockllm.frozen import Frozen, frozen
 
 #: The names the default server certificate is valid for.
 DEFAULT_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
@@ -63,8 +64,8 @@ class PKIError(Exception):
     """
 
 
-@dataclass(frozen=True)
-class Issued:
+@frozen(slots=False)
+class Issued(Frozen):
     """
     A certificate with its private key (and the chain above it, if any).
     """

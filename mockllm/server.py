@@ -115,8 +115,8 @@ class Observers(Frozen):
 
 
 #: The collector's thresholds while ``twist mockllm`` runs: Python's own for the young generations
-#: (700 new objects, 10 young collections), full collections ten times rarer than Python's 10.
-COLLECTOR_THRESHOLDS = (700, 10, 100)
+#: (700 new objects, 10 young collections), full collections a hundred times rarer than Python's 10.
+COLLECTOR_THRESHOLDS = (700, 10, 1000)
 
 
 class ServerCollector(Service):
@@ -124,12 +124,13 @@ class ServerCollector(Service):
 
     On start it freezes every object alive (``gc.freeze``): what start-up made (modules, classes, the
     composed app) stays for the life of the process, and frozen, no collection walks it again.  It also
-    makes full collections rarer (:data:`COLLECTOR_THRESHOLDS`): with 10,000 streams open, the objects
-    they hold grew the heap by a quarter again and again while they opened, and each time Python walked
-    all of them (a pause of tens of milliseconds, a second of them in all, the time to first token of
-    the streams behind them).  Young collections stay as Python makes them; what cycles long-lived
-    connections leave behind waits for a full collection ten times longer.  Only ``twist mockllm`` adds
-    it (the test kit's servers leave their process's collector alone).
+    makes full collections rarer (:data:`COLLECTOR_THRESHOLDS`): an open stream holds about a hundred
+    tracked objects, and while 10,000 streams opened a full collection walked every one of them (one
+    pause of ~400 ms, for nothing: no open stream is garbage, and a finished one leaves no cycle, its
+    objects go by reference counting).  With full collections a hundred times rarer than Python's
+    default none comes while they open.  Young collections stay as Python makes them; cycles that
+    long-lived connections leave behind wait longer for their collection.  Only ``twist mockllm``
+    adds it (the test kit's servers leave their process's collector alone).
     """
 
     def __init__(self, thresholds: tuple[int, int, int] = COLLECTOR_THRESHOLDS) -> None:

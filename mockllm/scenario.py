@@ -10,6 +10,7 @@ from mockllm.behaviour.caller import Caller
 from mockllm.behaviour.content import count_tokens, draw_reply
 from mockllm.behaviour.plan import (
     NO_FAULT,
+    NO_OPINION,
     ChunkFault,
     CloseFault,
     ErrorEventFault,
@@ -52,6 +53,7 @@ __all__ = [
     "COMMON",
     "MAX_MS",
     "NO_FAULT",
+    "NO_OPINION",
     "SHADOWED",
     "Caller",
     "Choice",

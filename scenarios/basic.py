@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from zope.interface import implementer
 
-from mockllm.scenario import COMMON, IScenario, Parameter, PlanPart
+from mockllm.scenario import COMMON, NO_OPINION, IScenario, Parameter, PlanPart
 
 
 @implementer(IScenario)
@@ -27,7 +27,7 @@ class Profile:
 
     def plan(self, request: object, caller: object, state: object) -> PlanPart:
         """No opinion of its own: the common parameters decide."""
-        return PlanPart()
+        return NO_OPINION
 
 
 default = Profile(

@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from mockllm.scenario import (
     COMMON,
+    NO_OPINION,
     ChunkFault,
     CloseFault,
     CompletionRequest,
@@ -94,7 +95,7 @@ class Chaos:
         delay = rng.uniform(0, params["max_delay_ms"]) / 1000
         timing = StreamTiming(rng.uniform(0, 1.0), rng.uniform(0.005, 0.1), 0.5)
         faulty = rng.random() * 100 < params["fault_percent"]
-        fault = self._fault(request, state) if faulty else PlanPart()
+        fault = self._fault(request, state) if faulty else NO_OPINION
         return PlanPart(delay=delay, fault=fault.fault, timing=timing, drip=fault.drip)
 
     def _fault(self, request: CompletionRequest, state: ScenarioState) -> PlanPart:
@@ -102,7 +103,7 @@ class Chaos:
         fitting = [kind for kind, (streams, _) in KINDS.items() if request.stream or not streams]
         weights = [state.params[f"weight_{kind}"] for kind in fitting]
         if not any(weights):
-            return PlanPart()
+            return NO_OPINION
         kind = state.rng.choices(fitting, weights)[0]
         return KINDS[kind][1](request, state)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zope.interface import implementer
 
-from mockllm.scenario import IScenario, Parameter, PlanPart, ScenarioState, StatusFault, whole
+from mockllm.scenario import NO_OPINION, IScenario, Parameter, PlanPart, ScenarioState, StatusFault, whole
 
 #: The most requests ``fail_first`` may fail per key.
 MAX_FAIL_FIRST = 1_000_000_000
@@ -26,7 +26,7 @@ class Flaky:
         seen = state.storage["seen"] = state.storage.get("seen", 0) + 1
         if seen <= state.params["fail_first"]:
             return PlanPart(fault=StatusFault(state.params["fail_status"]))
-        return PlanPart()
+        return NO_OPINION
 
 
 flaky = Flaky()

@@ -19,6 +19,7 @@ from __future__ import annotations
 from zope.interface import implementer
 
 from mockllm.scenario import (
+    NO_OPINION,
     CompletionRequest,
     IScenario,
     Meter,
@@ -65,7 +66,7 @@ class RateLimited:
         meter = getattr(caller, "meter", None) or _own_meter(request, state)
         standing = meter.charge((state.params["requests_per_minute"], state.params["tokens_per_minute"]))
         if standing.admitted:
-            return PlanPart()
+            return NO_OPINION
         if standing.too_large:
             return PlanPart(fault=_too_large(request.model, standing))
         limited = standing.limited

@@ -57,7 +57,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from mockllm.behaviour.caller import Caller
 from mockllm.behaviour.errors import APIError
-from mockllm.behaviour.plan import PlanPart, StatusFault, latency_timing
+from mockllm.behaviour.plan import NO_OPINION, PlanPart, StatusFault, latency_timing
 from mockllm.behaviour.request import CompletionRequest
 from mockllm.config.checks import (
     MAX_MS,
@@ -426,6 +426,8 @@ def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
         if rate > 0 and state.rng.random() * 100 < rate:
             filled["fault"] = StatusFault(state.rng.choice(params["error_statuses"]))
     if part.seed is None and part.draws is None:
+        if not filled and part is NO_OPINION:  # most requests: only the key's generator to give
+            return PlanPart(draws=state.rng)
         filled["draws"] = state.rng
     return replace(part, **filled) if filled else part
 

@@ -1,14 +1,21 @@
 """
-Instructions per chat completion, counted by valgrind (repeatable, whatever the machine is doing).
+Instructions per chat completion, and from start to listening, counted by valgrind (repeatable,
+whatever the machine is doing).
 
     python bench/instructions.py [TREE ...]               # default: this checkout
     python bench/instructions.py --baselines [TREE ...]   # the bare Klein route and twisted.web first
+    python bench/instructions.py --startup [TREE ...]     # start to listening, vs the bare Klein route
 
 For each checkout TREE it runs the app in memory (a ``task.Clock``, a ``StringTransport``, the
-real ``MockSite`` behind the connection limit, every default observer on) under ``valgrind --tool=callgrind`` twice, for 100 and for 600 keep-alive
-``POST /v1/chat/completions`` requests, and prints the difference divided by 500: the
-instructions one request costs, start-up excluded.  Give the checkout of an older commit too
-(e.g. a ``git worktree``) for a before/after ratio.  Needs ``valgrind`` (Debian package).
+real ``MockSite`` behind the connection limit, every default observer on) under ``valgrind
+--tool=callgrind`` twice, for 100 and for 1,100 keep-alive ``POST /v1/chat/completions``
+requests, and prints the difference divided by 1,000: the instructions one request costs,
+start-up excluded.  ``--startup`` counts a whole process instead, from its start until it listens
+and stops: ``twist mockllm --no-https`` (bytecode cached, as an installed package has it) against
+``bench/servers.py klein``.  Every run has ``PYTHONHASHSEED=0``, so string hashing (and with it
+dict and set layouts) is the same from run to run: the counts then repeat to ~0.1 %.  Give the
+checkout of an older commit too (e.g. a ``git worktree``) for a before/after ratio.  Needs
+``valgrind`` (Debian package).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import random
 import re
 import subprocess
 import sys
+import tempfile
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}).encode()
 
@@ -91,34 +99,80 @@ def serve_requests(count: int) -> None:
         transport.clear()
 
 
+def _env(tree: str) -> dict[str, str]:
+    """The environment of a counted run of checkout ``tree``: it first on the path, hashing fixed."""
+    return dict(os.environ, PYTHONHASHSEED="0",
+                PYTHONPATH=os.pathsep.join([os.path.abspath(tree), os.environ.get("PYTHONPATH", "")]))
+
+
+def _counted(argv: list[str], env: dict[str, str], cwd: str) -> int:
+    """Instructions valgrind counts for the whole of ``argv``."""
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                          capture_output=True, text=True, env=env, cwd=cwd, check=True)
+    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+
+
 def count_instructions(tree: str, requests: int, serve: str = "--serve") -> int:
     """Instructions valgrind counts for a whole run of ``requests`` requests on ``tree`` (or of a baseline)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.abspath(tree), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, os.path.abspath(__file__), *serve.split(), str(requests)],
-        capture_output=True, text=True, env=env, cwd=os.path.abspath(tree), check=True,
-    )
-    return int(re.search(r"Collected : (\d+)", done.stderr).group(1))
+    argv = [sys.executable, os.path.abspath(__file__), *serve.split(), str(requests)]
+    return _counted(argv, _env(tree), os.path.abspath(tree))
+
+
+def per_request(tree: str, serve: str = "--serve") -> int:
+    """Instructions one request costs on ``tree``: the runs of 1,100 and of 100 requests, apart, over 1,000."""
+    return (count_instructions(tree, 1100, serve) - count_instructions(tree, 100, serve)) // 1000
+
+
+#: A start of ``twist mockllm --no-https`` that stops as soon as it listens.
+_TWIST_START = (
+    "import sys; from twisted.internet import reactor; reactor.callWhenRunning(reactor.stop); "
+    "from twisted.application.twist._twist import Twist; "
+    "Twist.main(['twist', 'mockllm', '--no-https', '--http-port', '0'])"
+)
+#: A start of the bare Klein route's server that stops as soon as it listens.
+_KLEIN_START = (
+    "import sys; sys.path.insert(0, 'bench'); from twisted.internet import reactor; "
+    "reactor.callWhenRunning(reactor.stop); import servers; servers.main('klein', 0)"
+)
+
+
+def startup_instructions(tree: str) -> tuple[int, int]:
+    """Instructions from process start to listening: ``twist mockllm --no-https`` and the bare Klein
+    route, each run once first so that its bytecode is cached (under a cache of its own)."""
+    env = _env(tree)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), f"mockllm-bench-pycache-{os.getuid()}"))
+    cwd = os.path.abspath(tree)
+    found = []
+    for code in (_TWIST_START, _KLEIN_START):
+        argv = [sys.executable, "-c", code]
+        subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True)
+        found.append(_counted(argv, env, cwd))
+    return found[0], found[1]
 
 
 def main(trees: list[str]) -> None:
     """Print instructions per request for each checkout, and each one's ratio to the first.
 
-    ``--baselines`` first: the bare Klein route's and the bare twisted.web resource's counts too.
+    ``--baselines`` first: the bare Klein route's and the bare twisted.web resource's counts too;
+    ``--startup`` first: start-up instructions instead, with the ratio to the bare Klein route.
     """
-    per_request = {}
+    if trees[:1] == ["--startup"]:
+        for tree in trees[1:] or ["."]:
+            ours, klein = startup_instructions(tree)
+            print(f"{tree}: start to listening {ours:,} instructions; bare Klein {klein:,}; ratio {ours / klein:.3f}")
+        return
+    counts = {}
     if trees[:1] == ["--baselines"]:
         trees = trees[1:] or ["."]
         for kind in ("klein", "bare"):
-            count = (count_instructions(".", 600, f"--baseline {kind}") - count_instructions(".", 100, f"--baseline {kind}")) // 500
-            print(f"bare {kind}: {count} instructions per request")
+            print(f"bare {kind}: {per_request('.', f'--baseline {kind}')} instructions per request")
     for tree in trees:
-        per_request[tree] = (count_instructions(tree, 600) - count_instructions(tree, 100)) // 500
-        print(f"{tree}: {per_request[tree]} instructions per request")
-    first = per_request[trees[0]]
+        counts[tree] = per_request(tree)
+        print(f"{tree}: {counts[tree]} instructions per request")
+    first = counts[trees[0]]
     for tree in trees[1:]:
-        print(f"ratio {tree} / {trees[0]}: {per_request[tree] / first:.2f}")
+        print(f"ratio {tree} / {trees[0]}: {counts[tree] / first:.2f}")
 
 
 if __name__ == "__main__":

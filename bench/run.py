@@ -309,6 +309,14 @@ def raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def settle() -> None:
+    """Before each group: write what the groups before it left in the page cache (the servers' console
+    lines, some megabytes) out to disk, so that the kernel's write-back does not land in this group's
+    measurement, and give the machine a second."""
+    os.sync()
+    time.sleep(1)
+
+
 def main(argv: list[str] | None = None) -> list[Row]:
     """Parse the options, measure the groups asked for, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -328,6 +336,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="mockllm-bench-") as scratch:
         run = Run(MODES[args.mode], scratch)
         for group in groups:
+            settle()
             began = time.perf_counter()
             run.measure(group)
             print(f"measured {group} in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)

@@ -49,7 +49,7 @@ def tokenize(text: str) -> list[str]:
 def reply_pieces(text: str) -> tuple[str, ...]:
     """:func:`tokenize`'s pieces of a reply's text, remembered for the most recent texts: replies
     drawn from the templates are a few hundred texts, split again and again otherwise."""
-    return tuple(_TOKEN.findall(text))
+    return tuple(tokenize(text))
 
 
 #: Text beyond this many characters is counted at :data:`CHARS_PER_TOKEN`, not piece by piece,

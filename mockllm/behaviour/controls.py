@@ -19,8 +19,8 @@ from urllib.parse import parse_qs
 
 from mockllm.behaviour.errors import invalid_request
 from mockllm.behaviour.plan import (
-    NO_OPINION,
     NO_FAULT,
+    NO_OPINION,
     RETRY_AFTER_FORMATS,
     ChunkFault,
     CloseFault,
@@ -242,17 +242,13 @@ def _reply_tokens(lookup: Lookup) -> int | None:
     return None if text is None else _whole("reply_tokens", text, MAX_REPLY_TOKENS, "tokens", "tokens")
 
 
-#: The plan layer of a request without any control: no opinion.
-NO_CONTROLS = NO_OPINION
-
-
 def parse_controls(lookup: Lookup, max_delay_ms: int, timeout_s: float) -> PlanPart:
     """The request's own plan layer from ``delay``, ``drip_ms``, ``fail`` and the fault controls
     (``fail_chunk``, ``fail_mode``, ``fail_status``, ``retry_after``, ``should_retry``,
     ``retry_after_format``), the latency (``ttft_ms``, ``itl_ms``) and ``reply_tokens``; see
     ``docs/api.md``.  A :class:`ControlLookup` that finds no control at all makes no opinion at once."""
     if not lookup:
-        return NO_CONTROLS
+        return NO_OPINION
     delay_text, drip_text = lookup("delay"), lookup("drip_ms")
     delay = None if delay_text is None else _whole_ms("delay", delay_text, max_delay_ms) / 1000
     drip = None if drip_text is None else _whole_ms("drip_ms", drip_text, max_delay_ms) / 1000

@@ -426,9 +426,9 @@ def common_layer(part: PlanPart, state: ScenarioState) -> PlanPart:
         if rate > 0 and state.rng.random() * 100 < rate:
             filled["fault"] = StatusFault(state.rng.choice(params["error_statuses"]))
     if part.seed is None and part.draws is None:
-        if not filled and part is NO_OPINION:  # most requests: only the key's generator to give
-            return PlanPart(draws=state.rng)
         filled["draws"] = state.rng
+    if part is NO_OPINION:  # most requests: the filled fields are the whole layer (no copy to make)
+        return PlanPart(**filled)
     return replace(part, **filled) if filled else part
 
 

@@ -100,11 +100,12 @@ class PeerIdentities:
         or None over plain HTTP or when the client presented no certificate.
         """
         channel = getattr(request, "channel", None)
-        found = self._identities.get(channel, _UNKNOWN) if channel is not None else _UNKNOWN
-        if found is _UNKNOWN:
+        if channel is None:
             found = self._identity(request)
-            if channel is not None:
-                self._identities[channel] = found
+        else:
+            found = self._identities.get(channel, _UNKNOWN)
+            if found is _UNKNOWN:
+                found = self._identities[channel] = self._identity(request)
         return None if found is None else dict(found)
 
     def _identity(self, request) -> Optional[dict]:

@@ -281,8 +281,9 @@ class TextLinesTests(unittest.TestCase):
     """``twist``'s text format as mockllm installs it (:class:`~mockllm.observe.output.TextLines`)."""
 
     def test_console_lines_flushed_once_per_turn(self) -> None:
-        """With a clock, a turn's console lines leave in one flush at its end; any other event is
-        flushed at once, with the lines before it, in order."""
+        """With a clock, a turn's console lines leave in one write and one flush at its end (an
+        unbuffered stdout makes each write a system call); any other event is written and flushed
+        at once, after the lines before it, in order."""
         from io import StringIO
 
         from twisted.internet.task import Clock
@@ -292,6 +293,11 @@ class TextLinesTests(unittest.TestCase):
 
         class Counted(StringIO):
             flushes = 0
+            writes = 0
+
+            def write(self, text: str) -> int:
+                type(self).writes += 1
+                return super().write(text)
 
             def flush(self) -> None:
                 type(self).flushes += 1
@@ -304,13 +310,37 @@ class TextLinesTests(unittest.TestCase):
             console.exchange_finished(Exchange(
                 request_id=f"req_{n}", method="POST", path="/v1/chat/completions", query="", client="127.0.0.1:1",
                 headers=[], body=b"", started=5.0, status=200, outcome="completed", finished_at=5.25))
-        self.assertEqual((Counted.flushes, len(out.getvalue().splitlines())), (0, 3))
+        self.assertEqual((Counted.writes, Counted.flushes, out.getvalue()), (0, 0, ""))
         clock.advance(0)
-        self.assertEqual(Counted.flushes, 1)
+        self.assertEqual((Counted.writes, Counted.flushes, len(out.getvalue().splitlines())), (1, 1, 3))
+        console.exchange_finished(Exchange(
+            request_id="req_3", method="POST", path="/v1/chat/completions", query="", client="127.0.0.1:1",
+            headers=[], body=b"", started=5.0, status=200, outcome="completed", finished_at=5.25))
         Logger(namespace="other", observer=publisher).warn("plain")
         self.assertEqual(Counted.flushes, 2)
-        self.assertEqual([line.split()[-1] for line in out.getvalue().splitlines()], ["req_0", "req_1", "req_2", "plain"])
+        clock.advance(0)
+        self.assertEqual(Counted.flushes, 3)
+        self.assertEqual([line.split()[-1] for line in out.getvalue().splitlines()], ["req_0", "req_1", "req_2", "req_3", "plain"])
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_pending_lines_written_at_shutdown(self) -> None:
+        """Console lines still waiting for the end of the turn when the reactor shuts down are written then."""
+        from io import StringIO
+
+        from twisted.internet.testing import MemoryReactorClock
+        from twisted.logger import Logger, LogPublisher
+
+        from mockllm.observe.output import text_lines
+
+        out, reactor = StringIO(), MemoryReactorClock()
+        console = ConsoleLog(Logger(namespace="mockllm.requests", observer=LogPublisher(text_lines(out, reactor))))
+        console.exchange_finished(Exchange(
+            request_id="req_0", method="POST", path="/v1/chat/completions", query="", client="127.0.0.1:1",
+            headers=[], body=b"", started=5.0, status=200, outcome="completed", finished_at=5.25))
+        self.assertEqual(out.getvalue(), "")
+        for trigger, args, kwargs in reactor.triggers["after"]["shutdown"]:
+            trigger(*args, **kwargs)
+        self.assertEqual(out.getvalue().split()[-1], "req_0")
 
     def test_same_text_as_twisted(self) -> None:
         """Console lines, with or without an error, and any other event are written exactly as Twisted's text observer writes them."""

@@ -12,7 +12,9 @@ line of each request (an event of :data:`~mockllm.observe.console.NAMESPACE` car
 rendered ``line``) is written as Twisted would write it without going through Twisted's
 formatter: the time stamp is made once a second, the rest is the line as it is.  It was a
 seventh of each request's cost.  Under ``twist`` those lines are flushed once per turn of the
-reactor, not once each (a write system call per request was a twentieth of its cost).
+reactor, not once each, and written then with one ``write``: with ``PYTHONUNBUFFERED=1`` (set in
+many container images) every write to stdout is a system call, and one per request was a
+twentieth of its cost.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Sequence, TextIO
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
 from twisted.logger import FilteringLogObserver, ILogObserver, PredicateResult, formatTime, textFileLogObserver
 from zope.interface import implementer
 
@@ -44,18 +46,23 @@ def quiet(event: dict[str, Any]) -> PredicateResult:
 class TextLines:
     """``textFileLogObserver(output)``'s lines, the console's written without Twisted's formatter.
 
-    With a ``clock`` (``twist``'s reactor), console lines are flushed once per turn of it rather
-    than once per line: a server answering many requests per turn writes them with one system call.
-    Any other event is written (and flushed) at once, with what is pending before it.
+    With a ``clock`` (``twist``'s reactor), console lines are kept until the end of its turn and
+    then written and flushed together: a server answering many requests per turn writes them with
+    one system call, however ``output`` buffers (an unbuffered stdout writes each ``write`` at
+    once).  Any other event is written (and flushed) at once, after what is pending before it; what
+    is pending when a reactor ``clock`` shuts down is written then.
     """
 
     def __init__(self, output: TextIO, clock: IReactorTime | None = None) -> None:
         self._output = output
         self._others = textFileLogObserver(output)
         self._clock = clock
+        self._pending: list[str] = []
         self._flush: IDelayedCall | None = None
         self._second: int | None = None
         self._stamp = ""
+        if IReactorCore.providedBy(clock):
+            clock.addSystemEventTrigger("after", "shutdown", self._flushed)
 
     def __call__(self, event: dict[str, Any]) -> None:
         """Write ``event`` as one line of Twisted's text format."""
@@ -67,17 +74,28 @@ class TextLines:
             or "log_system" in event
             or "log_failure" in event
         ):
+            self._write_pending()
             self._others(event)
             return
-        self._output.write(f"{self._time(event['log_time'])} [{NAMESPACE}#{event['log_level'].name}] {line}\n")
+        text = f"{self._time(event['log_time'])} [{NAMESPACE}#{event['log_level'].name}] {line}\n"
         if self._clock is None:
+            self._output.write(text)
             self._output.flush()
-        elif self._flush is None:
+            return
+        self._pending.append(text)
+        if self._flush is None:
             self._flush = self._clock.callLater(0, self._flushed)
 
+    def _write_pending(self) -> None:
+        """Write the console lines kept so far, in one ``write``."""
+        if self._pending:
+            self._output.write("".join(self._pending))
+            self._pending.clear()
+
     def _flushed(self) -> None:
-        """The end of the turn: what this turn's lines left in the buffer goes out."""
+        """The end of the turn: this turn's lines go out together."""
         self._flush = None
+        self._write_pending()
         self._output.flush()
 
     def _time(self, when: float) -> str:

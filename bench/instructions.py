@@ -74,10 +74,10 @@ def serve_requests(count: int) -> None:
     from mockllm.http.connlimit import ConnectionLimit
     from mockllm.http.routes import MockLLM
     from mockllm.http.site import MockSite
-    from mockllm.observe.output import quieted, text_lines
+    from mockllm.observe.output import text_lines
     from mockllm.server import Observers, default_scenarios
 
-    globalLogBeginner.beginLoggingTo([quieted(text_lines)(open(os.devnull, "w"))], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([text_lines(open(os.devnull, "w"))], redirectStandardIO=False)
     clock = Clock()
     config = Config()
     observers = Observers.from_config(ObserveConfig())

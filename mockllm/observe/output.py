@@ -11,7 +11,8 @@ The text format is :func:`text_lines`: Twisted's own text observer, except that 
 line of each request (an event of :data:`~mockllm.observe.console.NAMESPACE` carrying its
 rendered ``line``) is written as Twisted would write it without going through Twisted's
 formatter: the time stamp is made once a second, the rest is the line as it is.  It was a
-seventh of each request's cost.  Under ``twist`` those lines are flushed once per turn of the
+seventh of each request's cost.  It drops the port noise itself (:func:`quiet` on every other
+event), so a console line passes one filter fewer; the JSON format gets :func:`quieted`.  Under ``twist`` those lines are flushed once per turn of the
 reactor, not once each, and written then with one ``write``: with ``PYTHONUNBUFFERED=1`` (set in
 many container images) every write to stdout is a system call, and one per request was a
 twentieth of its cost.
@@ -44,7 +45,8 @@ def quiet(event: dict[str, Any]) -> PredicateResult:
 
 @implementer(ILogObserver)
 class TextLines:
-    """``textFileLogObserver(output)``'s lines, the console's written without Twisted's formatter.
+    """``textFileLogObserver(output)``'s lines, the console's written without Twisted's formatter,
+    the port noise (:func:`quiet`) dropped.
 
     With a ``clock`` (``twist``'s reactor), console lines are kept until the end of its turn and
     then written and flushed together: a server answering many requests per turn writes them with
@@ -74,8 +76,9 @@ class TextLines:
             or "log_system" in event
             or "log_failure" in event
         ):
-            self._write_pending()
-            self._others(event)
+            if quiet(event) is not PredicateResult.no:
+                self._write_pending()
+                self._others(event)
             return
         text = f"{self._time(event['log_time'])} [{NAMESPACE}#{event['log_level'].name}] {line}\n"
         if self._clock is None:
@@ -131,9 +134,11 @@ def adjust_twist_output(twist_options: dict, argv: Sequence[str]) -> None:
     factory = twist_options["fileLogObserverFactory"]
     if not chose_log_format(argv):
 
-        def factory(output: TextIO) -> ILogObserver:
+        def text(output: TextIO) -> ILogObserver:
             # ``twist`` installs its reactor after parsing the options, before it starts logging.
             return text_lines(output, twist_options.get("reactor"))
 
         twist_options["logFormat"] = "text"
-    twist_options["fileLogObserverFactory"] = quieted(factory)
+        twist_options["fileLogObserverFactory"] = text
+    else:
+        twist_options["fileLogObserverFactory"] = quieted(factory)

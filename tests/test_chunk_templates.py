@@ -15,7 +15,7 @@ from mockllm.behaviour.compose import compose
 from mockllm.behaviour.reply import Choice, Reply, Stamp
 from mockllm.dialects.chat import ChatCompletions
 from mockllm.dialects.completions import TextCompletions
-from mockllm.dialects.openai import ChunkTemplate, data_event, dumps, json_text
+from mockllm.dialects.openai import ChunkTemplate, data_event, dumps, json_text, usage_fields, usage_json
 from mockllm.dialects.responses import Responses
 
 #: Pieces that need escaping or are outside ASCII.
@@ -48,9 +48,42 @@ class TemplateTests(unittest.TestCase):
             ChunkTemplate.of(head, True).event(dumps(choice)), data_event(dict(head, choices=[choice], usage=None))
         )
         self.assertEqual(
-            ChunkTemplate.of(head, True).usage_event({"total_tokens": 3}),
+            ChunkTemplate.of(head, True).usage_event(dumps({"total_tokens": 3})),
             data_event(dict(head, choices=[], usage={"total_tokens": 3})),
         )
+
+
+class WholeBytesTests(unittest.TestCase):
+    """A whole (not streamed) answer, written around the JSON of its choices, is the bytes of its object."""
+
+    def test_whole_answers(self) -> None:
+        """Chat and text answers, several choices, awkward text and model names: the object
+        serialised whole, its fields in the real API's order."""
+        order = ["id", "object", "created", "model", "choices", "usage", "service_tier", "system_fingerprint"]
+        reply = Reply((Choice(AWKWARD), Choice(AWKWARD[::-1], finish_reason="length")))
+        for dialect, body in (
+            (ChatCompletions(), {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "n": 2}),
+            (ChatCompletions(), {"model": "m\"é漢", "messages": [{"role": "user", "content": "hi"}], "n": 2}),
+            (TextCompletions(), {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "n": 2}),
+        ):
+            answer = dialect.render(dialect.parse_body(body, False), reply, STAMP)
+            decoded = json.loads(answer)
+            self.assertEqual(answer, dumps(decoded))
+            self.assertEqual(list(decoded), order)
+            self.assertEqual((decoded["id"], decoded["created"], decoded["model"]), (STAMP.id, STAMP.created, body["model"]))
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+        chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        for extra in ({"logprobs": True, "top_logprobs": 2}, {"tools": tools, "tool_choice": "required"}):
+            request = ChatCompletions().parse_body(dict(chat, **extra), False)
+            answer = ChatCompletions().render(request, compose(request, random.Random(3)), STAMP)
+            self.assertEqual(answer, dumps(json.loads(answer)))
+            self.assertTrue(json.loads(answer)["choices"][0]["logprobs"] or json.loads(answer)["choices"][0]["message"]["tool_calls"])
+
+    def test_usage(self) -> None:
+        """``usage_json`` is the bytes of ``usage_fields``."""
+        request = ChatCompletions().parse_body({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}]}, False)
+        for completion in (0, 1, 12345):
+            self.assertEqual(usage_json(request, completion), dumps(usage_fields(request.prompt_tokens, completion)))
 
 
 class StreamBytesTests(unittest.TestCase):

@@ -30,6 +30,7 @@ from mockllm.dialects.openai import (
     _check_model,
     _wrong_type,
     dumps,
+    json_text,
     not_chat_model,
 )
 from mockllm.dialects.options import chat_options, common_options, option_tokens
@@ -183,6 +184,16 @@ def _message(choice: Choice) -> dict[str, Any]:
     return message
 
 
+def _choice_json(index: int, choice: Choice) -> bytes:
+    """One choice of a ``chat.completion`` as JSON; a plain text reply (no tool calls, no log
+    probabilities, the common case) is written around its text's JSON."""
+    if choice.tool_calls or choice.logprobs is not None:
+        return dumps({"index": index, "message": _message(choice), "logprobs": _logprobs(choice.logprobs),
+                      "finish_reason": choice.finish_reason})
+    return b'{"index":%d,"message":{"role":"assistant","content":%s,"refusal":null,"annotations":[]},' \
+        b'"logprobs":null,"finish_reason":%s}' % (index, json_text(choice.text), json_text(choice.finish_reason))
+
+
 class ChatCompletions(OpenAIDialect):
     """``/v1/chat/completions``."""
 
@@ -208,11 +219,8 @@ class ChatCompletions(OpenAIDialect):
 
     def render(self, request: CompletionRequest, reply: Reply, stamp: Stamp) -> bytes:
         """A ``chat.completion``."""
-        choices = [
-            {"index": i, "message": _message(choice), "logprobs": _logprobs(choice.logprobs), "finish_reason": choice.finish_reason}
-            for i, choice in enumerate(reply.choices)
-        ]
-        return self.whole(request, reply, stamp, "chat.completion", choices)
+        choices = b",".join(_choice_json(i, choice) for i, choice in enumerate(reply.choices))
+        return self.whole(request, reply, stamp, "chat.completion", b"[" + choices + b"]")
 
     def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
         """Role events (lead frames), content and tool-call deltas, then each choice's finish event."""

@@ -118,9 +118,9 @@ class ChunkTemplate(Frozen):
         for piece in pieces:
             yield Frame(b"".join((prefix, opening, json_text(piece), closing, suffix)))
 
-    def usage_event(self, usage_value: Any) -> bytes:
-        """The event before ``[DONE]`` when usage is asked for: no choices, and ``usage``."""
-        return self.prefix + b'],"usage":' + dumps(usage_value) + b"}\n\n"
+    def usage_event(self, usage_value: bytes) -> bytes:
+        """The event before ``[DONE]`` when usage is asked for: no choices, and ``usage`` (its JSON)."""
+        return self.prefix + b'],"usage":' + usage_value + b"}\n\n"
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -534,9 +534,8 @@ def _check_common(body: Mapping[str, Any], stream_override: bool | None) -> tupl
 # --- answers ---------------------------------------------------------------------------------
 
 
-def usage(request: CompletionRequest, completion: int) -> dict[str, Any]:
-    """``usage`` for ``request``'s prompt and a reply of ``completion`` tokens."""
-    prompt = request.prompt_tokens
+def usage_fields(prompt: int, completion: int) -> dict[str, Any]:
+    """``usage`` for a prompt of ``prompt`` tokens and a reply of ``completion`` tokens."""
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -549,6 +548,18 @@ def usage(request: CompletionRequest, completion: int) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+#: ``usage``'s fields after ``total_tokens``, the same in every answer, as JSON (without the braces).
+_USAGE_DETAILS = dumps({k: v for k, v in usage_fields(0, 0).items() if k.endswith("_details")})[1:-1]
+
+
+def usage_json(request: CompletionRequest, completion: int) -> bytes:
+    """``dumps(usage_fields(request.prompt_tokens, completion))``, written from its constant parts."""
+    prompt = request.prompt_tokens
+    return b'{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,%s}' % (
+        prompt, completion, prompt + completion, _USAGE_DETAILS
+    )
 
 
 #: Who owns a model, by id prefix, as the real model list says (others: ``openai``).
@@ -564,6 +575,10 @@ def model_object(model_id: str) -> dict[str, Any]:
 def model_list(models: tuple[str, ...]) -> dict[str, Any]:
     """The ``GET /v1/models`` list."""
     return {"object": "list", "data": [model_object(m) for m in models]}
+
+
+#: How every whole answer ends, after its usage.
+_WHOLE_END = b',"service_tier":"default","system_fingerprint":' + json_text(SYSTEM_FINGERPRINT) + b"}"
 
 
 @implementer(IDialect)
@@ -635,7 +650,7 @@ class OpenAIDialect:
         template = self.template(request, stamp)
         yield from self.frames(request, reply, template)
         if request.include_usage:
-            yield Frame(template.usage_event(usage(request, reply.completion_tokens)))
+            yield Frame(template.usage_event(usage_json(request, reply.completion_tokens)))
         yield Frame(DONE_EVENT)
 
     def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
@@ -655,20 +670,16 @@ class OpenAIDialect:
         """A malformed event, for ``fail_chunk``: JSON cut off mid-object."""
         raise NotImplementedError
 
-    def whole(self, request: CompletionRequest, reply: Reply, stamp: Stamp, kind: str, choices: list) -> bytes:
-        """A whole answer: an object of type ``kind`` with ``choices``, the usage and the common fields."""
-        return dumps(
-            {
-                "id": stamp.id,
-                "object": kind,
-                "created": stamp.created,
-                "model": request.model,
-                "choices": choices,
-                "usage": usage(request, reply.completion_tokens),
-                "service_tier": "default",
-                "system_fingerprint": SYSTEM_FINGERPRINT,
-            }
-        )
+    def whole(self, request: CompletionRequest, reply: Reply, stamp: Stamp, kind: str, choices: list | bytes) -> bytes:
+        """A whole answer: an object of type ``kind`` with ``choices`` (a list, or its JSON), the usage
+        and the common fields (``id``, ``object``, ``created``, ``model``, ``choices``, ``usage``,
+        ``service_tier``, ``system_fingerprint``), written around the JSON of ``choices``, the only
+        part that varies in shape."""
+        return b"".join((
+            b'{"id":', json_text(stamp.id), b',"object":', json_text(kind), b',"created":%d,"model":' % stamp.created,
+            json_text(request.model), b',"choices":', choices if isinstance(choices, bytes) else dumps(choices), b',"usage":',
+            usage_json(request, reply.completion_tokens), _WHOLE_END,
+        ))
 
     def head(self, request: CompletionRequest, stamp: Stamp) -> dict[str, Any]:
         """The fields every streamed event of one answer shares."""

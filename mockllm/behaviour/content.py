@@ -14,6 +14,8 @@ import random
 import re
 from functools import lru_cache
 
+#: A word of a prompt, for :func:`topic_of`.
+_WORD = re.compile(r"[A-Za-z0-9']+")
 _TOKEN = re.compile(r" ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+")
 
 OPENERS = (
@@ -68,7 +70,7 @@ def count_tokens(text: str) -> int:
 
 def topic_of(prompt: str) -> str:
     """A short phrase naming what ``prompt`` is about (its first few words)."""
-    words = re.findall(r"[A-Za-z0-9']+", prompt)[:4]
+    words = _WORD.findall(prompt)[:4]
     return " ".join(words) if words else "your request"
 
 

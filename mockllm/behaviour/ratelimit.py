@@ -88,20 +88,21 @@ class MemoryBuckets:
 
     def take(self, demands: tuple[Demand, ...], now: float) -> tuple[bool, tuple[float, ...]]:
         """See :meth:`IBucketStore.take`."""
-        levels = [self._level(demand, now) for demand in demands]
-        spent = all(level >= demand.cost - EPSILON for level, demand in zip(levels, demands))
+        store = self._levels
+        levels = []
+        spent = True
+        for demand in demands:
+            level, then = store.pop(demand.bucket, (float(demand.per_minute), now))
+            level = refilled(level, then, demand.per_minute, now)
+            spent = spent and level >= demand.cost - EPSILON
+            levels.append(level)
         if spent:
             levels = [max(0.0, level - demand.cost) for level, demand in zip(levels, demands)]
         for level, demand in zip(levels, demands):
-            self._levels[demand.bucket] = (level, now)
-            self._levels.move_to_end(demand.bucket)
-        while len(self._levels) > self._max:
-            self._levels.popitem(last=False)
+            store[demand.bucket] = (level, now)  # re-inserted last: the most recently used
+        while len(store) > self._max:
+            store.popitem(last=False)
         return spent, tuple(levels)
-
-    def _level(self, demand: Demand, now: float) -> float:
-        level, then = self._levels.get(demand.bucket, (float(demand.per_minute), now))
-        return refilled(level, then, demand.per_minute, now)
 
     def clear(self) -> None:
         """See :meth:`IBucketStore.clear`."""

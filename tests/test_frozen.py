@@ -79,3 +79,66 @@ class FrozenTests(unittest.TestCase):
             frozen(type("KeywordOnly", (Frozen,), {"__annotations__": {"x": "int"}, "x": field(kw_only=True)}))
         with self.assertRaises(TypeError):
             frozen(type("Hidden", (Frozen,), {"__annotations__": {"x": "int"}, "x": field(init=False, default=0)}))
+
+
+@frozen
+class Checked(Frozen):
+    """A record with a ``__post_init__`` that checks a field."""
+
+    low: int
+    high: int = 10
+
+    def __post_init__(self) -> None:
+        if self.low > self.high:
+            raise ValueError("low above high")
+
+
+class InitTests(unittest.TestCase):
+    """The ``__init__`` :func:`frozen` compiles once per shape behaves as the dataclass's."""
+
+    def test_arguments(self) -> None:
+        """Positional and keyword arguments, defaults, a fresh default from a factory each time, and
+        the dataclass's errors for a missing, an unknown or a repeated argument."""
+        import inspect
+
+        self.assertEqual(Point(y=(3,), x=1), Point(1, (3,)))
+        self.assertEqual(str(inspect.signature(Point)), str(inspect.signature(Reference)))
+        first, second = Loose(), Loose()
+        self.assertEqual((first.items, Loose([1]).items), ([], [1]))
+        self.assertIsNot(first.items, second.items)
+        for call, message in (
+            (lambda: Point(), "Point.__init__() missing 1 required positional argument: 'x'"),
+            (lambda: Point(1, z=2), "Point.__init__() got an unexpected keyword argument 'z'"),
+            (lambda: Point(1, x=2), "Point.__init__() got multiple values for argument 'x'"),
+            (lambda: Point(1, (), 3), "Point.__init__() takes from 2 to 3 positional arguments but 4 were given"),
+        ):
+            with self.assertRaises(TypeError) as raised:
+                call()
+            self.assertEqual(str(raised.exception), message)
+
+    def test_post_init(self) -> None:
+        """``__post_init__`` runs once every field is set."""
+        self.assertEqual(Checked(1).high, 10)
+        with self.assertRaises(ValueError):
+            Checked(11)
+
+    def test_shape_shared(self) -> None:
+        """Records of the same shape share one compiled code (renamed), others do not."""
+        self.assertEqual(Point.__init__.__code__.co_code, Other.__init__.__code__.co_code)
+        self.assertEqual(Point.__init__.__code__.co_varnames, ("self", "x", "y"))
+        self.assertNotEqual(Point.__init__.__code__.co_code, Loose.__init__.__code__.co_code)
+
+    def test_non_default_after_default(self) -> None:
+        """A field without a default after one with a default is refused, as ``dataclasses`` refuses it."""
+        with self.assertRaises(TypeError):
+            frozen(type("Order", (Frozen,), {"__annotations__": {"x": "int", "y": "int"}, "x": 0}))
+
+    def test_copy_and_pickle(self) -> None:
+        """``copy``, ``deepcopy`` and ``pickle`` give an equal record, slotted or not."""
+        import copy
+        import pickle
+
+        for record in (Point(1, (2,)), Loose([1, 2])):
+            self.assertEqual(copy.copy(record), record)
+            self.assertEqual(copy.deepcopy(record), record)
+            self.assertEqual(pickle.loads(pickle.dumps(record)), record)

@@ -27,6 +27,7 @@ from mockllm.config import Config, ObserveConfig
 from mockllm.frozen import Frozen, frozen
 from mockllm.http.connlimit import ConnectionLimit
 from mockllm.http.drain import GracefulStop
+from mockllm.http.eager import eager_listening
 from mockllm.http.exchanges import Lifecycle, StoppingMarker
 from mockllm.http.lazy import OnFirstUse
 from mockllm.http.listen import ListenerService, http_announcement
@@ -234,9 +235,10 @@ def default_scenarios(config: Config, clock: object, current: str = "default", s
 
 
 def _endpoint(reactor: object, listener: Listener) -> object:
-    """The endpoint ``listener`` describes; :class:`StartFailed` naming it if it cannot be made."""
+    """The endpoint ``listener`` describes, listening through :func:`~mockllm.http.eager.eager_listening`;
+    :class:`StartFailed` naming it if it cannot be made."""
     try:
-        return serverFromString(reactor, listener.description)
+        return serverFromString(eager_listening(reactor), listener.description)
     except TLSConfigError as error:
         raise StartFailed(f"mockllm: HTTPS: {error}") from None
     except (ValueError, KeyError, TypeError) as error:

@@ -79,6 +79,14 @@ class WholeBytesTests(unittest.TestCase):
             self.assertEqual(answer, dumps(json.loads(answer)))
             self.assertTrue(json.loads(answer)["choices"][0]["logprobs"] or json.loads(answer)["choices"][0]["message"]["tool_calls"])
 
+    def test_plain_choice_as_the_general_one(self) -> None:
+        """A plain choice written around its text is the bytes the general path (``_message``) encodes."""
+        from mockllm.dialects.chat import _choice_json, _message
+
+        for choice in (Choice(AWKWARD), Choice(("hi",), finish_reason="length"), Choice()):
+            general = {"index": 3, "message": _message(choice), "logprobs": None, "finish_reason": choice.finish_reason}
+            self.assertEqual(_choice_json(3, choice), dumps(general))
+
     def test_usage(self) -> None:
         """``usage_json`` is the bytes of ``usage_fields``."""
         request = ChatCompletions().parse_body({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}]}, False)

@@ -190,8 +190,10 @@ def _choice_json(index: int, choice: Choice) -> bytes:
     if choice.tool_calls or choice.logprobs is not None:
         return dumps({"index": index, "message": _message(choice), "logprobs": _logprobs(choice.logprobs),
                       "finish_reason": choice.finish_reason})
-    return b'{"index":%d,"message":{"role":"assistant","content":%s,"refusal":null,"annotations":[]},' \
-        b'"logprobs":null,"finish_reason":%s}' % (index, json_text(choice.text), json_text(choice.finish_reason))
+    return (
+        b'{"index":%d,"message":{"role":"assistant","content":%s,"refusal":null,"annotations":[]},'
+        b'"logprobs":null,"finish_reason":%s}'
+    ) % (index, json_text(choice.text), json_text(choice.finish_reason))
 
 
 class ChatCompletions(OpenAIDialect):

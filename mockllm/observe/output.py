@@ -12,10 +12,10 @@ line of each request (an event of :data:`~mockllm.observe.console.NAMESPACE` car
 rendered ``line``) is written as Twisted would write it without going through Twisted's
 formatter: the time stamp is made once a second, the rest is the line as it is.  It was a
 seventh of each request's cost.  It drops the port noise itself (:func:`quiet` on every other
-event), so a console line passes one filter fewer; the JSON format gets :func:`quieted`.  Under ``twist`` those lines are flushed once per turn of the
-reactor, not once each, and written then with one ``write``: with ``PYTHONUNBUFFERED=1`` (set in
-many container images) every write to stdout is a system call, and one per request was a
-twentieth of its cost.
+event), so a console line passes one filter fewer; the JSON format gets :func:`quieted`.  Under
+``twist`` those lines are flushed once per turn of the reactor, not once each, and written then
+with one ``write``: with ``PYTHONUNBUFFERED=1`` (set in many container images) every write to
+stdout is a system call, and one per request was a twentieth of its cost.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 Connections that send at once (:mod:`mockllm.http.eager`), over real sockets: a write outside of
 a read goes straight to the socket and the reactor never watches it; a write during a read is
 queued as Twisted queues it; what the socket does not take is queued, and every byte arrives in
-order; the listeners' endpoints listen on such ports (TCP and TLS), other reactors are left alone.
+order; nothing written after an abort leaves; the listeners' endpoints listen on such ports (TCP
+and TLS), other reactors are left alone.
 """
 
 from __future__ import annotations
@@ -105,6 +106,43 @@ class EagerTests(unittest.TestCase):
         self.assertEqual(len(received), len(big) + 3)
         self.assertTrue(received == big + b"END")
         self.assertEqual(seen, [(True, True), (True, True)])
+
+
+class Aborter(Protocol):
+    """A server protocol that, on a timer, aborts its connection and then writes."""
+
+    def connectionMade(self) -> None:
+        reactor.callLater(0, self.abort_then_write)
+
+    def abort_then_write(self) -> None:
+        self.transport.abortConnection()
+        self.transport.write(b"late")
+
+
+class Lost(Protocol):
+    """A client that fires ``done`` with what it received when its connection ends."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.done: Deferred = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: object) -> None:
+        self.done.callback(self.received)
+
+
+class AbortTests(unittest.TestCase):
+    """An aborted connection sends nothing more, as Twisted's transport does."""
+
+    async def test_nothing_written_after_an_abort_leaves(self) -> None:
+        """A write after ``abortConnection`` is not sent at once: the peer sees the connection end with no bytes."""
+        port = EagerListening(reactor).listenTCP(0, Factory.forProtocol(Aborter), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = Lost()
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), client)
+        self.assertEqual(await client.done, b"")
 
 
 class ListeningTests(unittest.TestCase):

@@ -12,8 +12,8 @@ streams, watching and unwatching sockets was a fifth of the server's time.
 
 So an :class:`EagerServer` connection sends such a write straight to the socket when nothing is
 queued before it (order is kept), and queues what the socket does not take, as Twisted does;
-during a read, or with bytes already queued, or once the connection is closing, it writes as
-Twisted's transport does.  A send that fails queues the bytes too, so that the reactor meets the
+during a read, or with bytes already queued, or once the connection is closing or aborted, it
+writes as Twisted's transport does (so nothing written after an abort leaves).  A send that fails queues the bytes too, so that the reactor meets the
 error and ends the connection in its own way.
 """
 
@@ -64,6 +64,7 @@ class EagerServer(tcp.Server):
             or self._tempDataBuffer
             or not self.connected
             or self.disconnecting
+            or self._aborting
             or self._writeDisconnecting
             or self._writeDisconnected
             or self.TLS

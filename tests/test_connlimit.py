@@ -39,3 +39,20 @@ class RefusalRecordTests(unittest.TestCase):
         self.assertIn(record["request_id"].encode(), transport.value())
         counted = scrape(o.app)["mockllm_requests_total"]
         self.assertEqual(sum(v for labels, v in counted.items() if ("status", "503") in labels), 1)
+
+
+class ProducerTests(unittest.TestCase):
+    """A connection the limit lets through pauses, resumes and stops its transport when told to."""
+
+    def test_producer_calls_reach_the_transport(self) -> None:
+        """``pauseProducing``, ``resumeProducing`` and ``stopProducing`` on the wrapper act on the transport."""
+        site = MockSite(observed_app().app.resource())
+        site.timeOut = None
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.7", 5555))
+        protocol = ConnectionLimit(site, 10, Clock()).buildProtocol(transport.getPeer())
+        protocol.makeConnection(transport)
+        states = []
+        for call in (protocol.pauseProducing, protocol.resumeProducing, protocol.stopProducing):
+            call()
+            states.append(transport.producerState)
+        self.assertEqual(states, ["paused", "producing", "stopped"])

@@ -725,3 +725,18 @@ class LocalAddressTests(unittest.TestCase):
         self.assertEqual(conn.status, 200)
         self.assertEqual(seen, [real()] * 3)
         self.assertEqual(len(asked), 1)
+
+    def test_peer_asked_once_per_connection(self) -> None:
+        """Three keep-alive requests get the transport's peer address (each request's client), which the
+        channel asked the transport for once."""
+        asked = []
+        conn = Server().connect()
+        real = conn.transport.getPeer
+        conn.transport.getPeer = lambda: asked.append(1) or real()
+        seen = []
+        for _ in range(3):
+            conn.write(chat_request())
+            seen.append(conn.protocol.getPeer())
+        self.assertEqual(conn.status, 200)
+        self.assertEqual(seen, [real()] * 3)
+        self.assertEqual(len(asked), 1)

@@ -115,6 +115,19 @@ class Served(ProtocolWrapper):
         self._accept_pending()
         super().dataReceived(data)
 
+    def resumeProducing(self) -> None:
+        """The transport's, called directly (the channel resumes it after every request; a protocol
+        wrapper would find it through ``__getattr__`` after a failed lookup each time)."""
+        self.transport.resumeProducing()
+
+    def pauseProducing(self) -> None:
+        """The transport's, called directly (see :meth:`resumeProducing`)."""
+        self.transport.pauseProducing()
+
+    def stopProducing(self) -> None:
+        """The transport's, called directly (see :meth:`resumeProducing`)."""
+        self.transport.stopProducing()
+
     def loseConnection(self) -> None:
         """The server closes (an idle timeout, a shutdown): the client did not refuse a pending handshake."""
         self._accept_pending()

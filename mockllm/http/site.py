@@ -54,6 +54,7 @@ class MockChannel(HTTPChannel):
     _refusal: IDelayedCall | None = None
     _header_timer: IDelayedCall | None = None
     _host: object = None
+    _peer: object = None
 
     def getHost(self) -> object:
         """The connection's local address, asked of the transport once (Twisted asks for every
@@ -61,6 +62,13 @@ class MockChannel(HTTPChannel):
         if self._host is None:
             self._host = super().getHost()
         return self._host
+
+    def getPeer(self) -> object:
+        """The connection's remote address, asked of the transport once (Twisted asks for every
+        request, through each wrapper: the connection limit's, TLS's; TCP makes a new address each time)."""
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
 
     def connectionMade(self) -> None:
         """Start the idle clock; count the connection among the site's open ones."""

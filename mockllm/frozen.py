@@ -38,9 +38,11 @@ class Frozen:
     __match_args__: tuple[str, ...] = ()
 
     def __setattr__(self, name: str, value: object) -> None:
+        """A record is frozen: ``FrozenInstanceError``, as a frozen dataclass raises."""
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
     def __delattr__(self, name: str) -> None:
+        """A record is frozen: ``FrozenInstanceError``, as a frozen dataclass raises."""
         raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     def __getstate__(self) -> list[Any]:
@@ -48,6 +50,7 @@ class Frozen:
         return list(self._values())
 
     def __setstate__(self, state: list[Any]) -> None:
+        """Set the fields from :meth:`__getstate__`'s values (unpickling and ``copy``)."""
         for name, value in zip(self.__match_args__, state):
             object.__setattr__(self, name, value)
 

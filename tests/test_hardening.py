@@ -709,34 +709,27 @@ class RequestBodyBufferTests(unittest.TestCase):
 
 
 class LocalAddressTests(unittest.TestCase):
-    """Each request knows the connection's local address; the channel asks the transport for it once."""
+    """Each request knows the connection's local and remote addresses; the channel asks the transport for each once."""
+
+    def assertAskedOnce(self, method: str) -> None:
+        """Three keep-alive requests (each asks the channel as it is made) get the transport's answer to
+        ``method``, which the channel asked the transport for once."""
+        asked = []
+        conn = Server().connect()
+        real = getattr(conn.transport, method)
+        setattr(conn.transport, method, lambda: asked.append(1) or real())
+        seen = []
+        for _ in range(3):
+            conn.write(chat_request())
+            seen.append(getattr(conn.protocol, method)())
+        self.assertEqual(conn.status, 200)
+        self.assertEqual(seen, [real()] * 3)
+        self.assertEqual(len(asked), 1)
 
     def test_asked_once_per_connection(self) -> None:
-        """Three keep-alive requests (each asks the channel as it is made) get the transport's address,
-        which the channel asked the transport for once."""
-        asked = []
-        conn = Server().connect()
-        real = conn.transport.getHost
-        conn.transport.getHost = lambda: asked.append(1) or real()
-        seen = []
-        for _ in range(3):
-            conn.write(chat_request())
-            seen.append(conn.protocol.getHost())
-        self.assertEqual(conn.status, 200)
-        self.assertEqual(seen, [real()] * 3)
-        self.assertEqual(len(asked), 1)
+        """The local address (``getHost``), asked of the transport once per connection."""
+        self.assertAskedOnce("getHost")
 
     def test_peer_asked_once_per_connection(self) -> None:
-        """Three keep-alive requests get the transport's peer address (each request's client), which the
-        channel asked the transport for once."""
-        asked = []
-        conn = Server().connect()
-        real = conn.transport.getPeer
-        conn.transport.getPeer = lambda: asked.append(1) or real()
-        seen = []
-        for _ in range(3):
-            conn.write(chat_request())
-            seen.append(conn.protocol.getPeer())
-        self.assertEqual(conn.status, 200)
-        self.assertEqual(seen, [real()] * 3)
-        self.assertEqual(len(asked), 1)
+        """The peer's address (``getPeer``, each request's client), asked of the transport once per connection."""
+        self.assertAskedOnce("getPeer")

@@ -26,7 +26,6 @@ import random
 import re
 import subprocess
 import sys
-import tempfile
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}).encode()
 
@@ -138,11 +137,13 @@ _KLEIN_START = (
 
 def startup_instructions(tree: str) -> tuple[int, int]:
     """Instructions from process start to listening: ``twist mockllm --no-https`` and the bare Klein
-    route, each run once first so that its bytecode is cached (under a cache of its own)."""
-    env = _env(tree)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), f"mockllm-bench-pycache-{os.getuid()}"))
+    route, each run once first so that its bytecode is cached (as the timed starts cache it:
+    ``throughput.server_env``), hashing fixed."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from throughput import server_env
+
     cwd = os.path.abspath(tree)
+    env = dict(server_env(cwd), PYTHONHASHSEED="0")
     found = []
     for code in (_TWIST_START, _KLEIN_START):
         argv = [sys.executable, "-c", code]

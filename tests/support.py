@@ -95,8 +95,10 @@ def _dechunk(data: bytes) -> bytes:
 class RawHTTP:
     """One HTTP/1.1 connection to an app's real ``Site``, over a ``StringTransport``."""
 
-    def __init__(self, app: MockLLM, peer: str = "127.0.0.1") -> None:
-        self.site = MockSite(app.resource(), app.config.server.max_body_bytes, app.record, app.clock)
+    def __init__(self, app: MockLLM, peer: str = "127.0.0.1", resource: Any = None) -> None:
+        """``resource``: what the site serves instead of ``app.resource()`` (e.g. Klein's alone)."""
+        resource = resource if resource is not None else app.resource()
+        self.site = MockSite(resource, app.config.server.max_body_bytes, app.record, app.clock)
         self.site.timeOut = None  # no idle timer on the real reactor
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 40000))
         self.protocol = self.site.buildProtocol(self.transport.getPeer())

@@ -55,6 +55,26 @@ class DirectRoutesTests(unittest.TestCase):
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertEqual([ex.outcome for ex in seen], ["completed", "client-disconnected"])
 
+    def test_routes_answer_the_same_under_klein(self) -> None:
+        """Called by Klein itself (no :class:`Direct` in front), the completion routes return bytes or a
+        Deferred, never ``NOT_DONE_YET``: a whole, a delayed and a streamed answer are each complete and
+        finished once, as through :class:`Direct`."""
+        seen = Finished()
+        app, clock = make_app(observers=[seen])
+        klein = app.app.resource()
+        whole = RawHTTP(app, resource=klein).send("POST", "/v1/chat/completions", CHAT)
+        validate("CreateChatCompletionResponse", whole.json())
+        delayed = RawHTTP(app, resource=klein).send("POST", "/v1/chat/completions?delay=500", CHAT)
+        streamed = RawHTTP(app, resource=klein).send("POST", "/v1/chat/completions", dict(CHAT, stream=True))
+        self.assertIsNone(delayed.status)
+        clock.advance(0.5)
+        for _ in range(200):
+            clock.advance(0.05)
+        self.assertEqual([conn.status for conn in (whole, delayed, streamed)], [200, 200, 200])
+        self.assertTrue(all(conn.complete for conn in (whole, delayed, streamed)))
+        self.assertEqual(streamed.events()[-1], "[DONE]")
+        self.assertEqual([ex.outcome for ex in seen], ["completed"] * 3)
+
     def test_bug_is_a_500(self) -> None:
         """A route that raises answers the app's OpenAI-shaped 500, as Klein's error handler would."""
         app, _ = make_app()

@@ -9,7 +9,6 @@ text reply is :meth:`Reply.of_text`; :mod:`mockllm.behaviour.compose` makes the 
 
 from __future__ import annotations
 
-
 from mockllm.behaviour.content import count_tokens, tokenize
 from mockllm.frozen import Frozen, frozen
 

@@ -98,7 +98,7 @@ class TextCompletions(OpenAIDialect):
         """A ``text_completion``."""
         start = len(request.last_text)
         choices = [_choice(i, c.text, c.finish_reason, _logprobs(c.logprobs, start)) for i, c in enumerate(reply.choices)]
-        return self.whole(request, reply, stamp, "text_completion", choices)
+        return self.whole(request, reply, stamp, "text_completion", dumps(choices))
 
     def frames(self, request: CompletionRequest, reply: Reply, template: ChunkTemplate) -> Iterator[Frame]:
         """Content pieces, then a finish event, for each choice (no lead frame)."""

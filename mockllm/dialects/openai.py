@@ -65,11 +65,13 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _ENCODE = c_make_encoder and c_make_encoder(None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, True)
 
 
+#: ``obj`` as compact JSON text: the C encoder's pieces joined, or the encoder's own ``encode``.
+_encode_text = (lambda obj: "".join(_ENCODE(obj, 0))) if _ENCODE is not None else _ENCODER.encode
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON, as the real API sends it."""
-    if _ENCODE is None:
-        return _ENCODER.encode(obj).encode("utf-8")
-    return "".join(_ENCODE(obj, 0)).encode("utf-8")
+    return _encode_text(obj).encode("utf-8")
 
 
 def json_text(text: str) -> bytes:
@@ -670,14 +672,14 @@ class OpenAIDialect:
         """A malformed event, for ``fail_chunk``: JSON cut off mid-object."""
         raise NotImplementedError
 
-    def whole(self, request: CompletionRequest, reply: Reply, stamp: Stamp, kind: str, choices: list | bytes) -> bytes:
-        """A whole answer: an object of type ``kind`` with ``choices`` (a list, or its JSON), the usage
+    def whole(self, request: CompletionRequest, reply: Reply, stamp: Stamp, kind: str, choices: bytes) -> bytes:
+        """A whole answer: an object of type ``kind`` with ``choices`` (their JSON array), the usage
         and the common fields (``id``, ``object``, ``created``, ``model``, ``choices``, ``usage``,
         ``service_tier``, ``system_fingerprint``), written around the JSON of ``choices``, the only
         part that varies in shape."""
         return b"".join((
             b'{"id":', json_text(stamp.id), b',"object":', json_text(kind), b',"created":%d,"model":' % stamp.created,
-            json_text(request.model), b',"choices":', choices if isinstance(choices, bytes) else dumps(choices), b',"usage":',
+            json_text(request.model), b',"choices":', choices, b',"usage":',
             usage_json(request, reply.completion_tokens), _WHOLE_END,
         ))
 

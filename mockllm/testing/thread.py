@@ -6,7 +6,7 @@ test's own thread, and under pytest-twisted that thread is running the global re
 greenlet.  :class:`ReactorThread` runs a reactor of its own, never installed as the global
 one, in a daemon thread; each server is started and read through
 ``blockingCallFromThread``.  Its reactor does not claim the process's "I/O thread" (the
-global reactor keeps it) and batches TLS writes on itself rather than on the global reactor.
+global reactor keeps it); its servers' TLS batches writes on it (see :func:`private_reactor`).
 """
 
 from __future__ import annotations
@@ -33,19 +33,16 @@ def _reactor_base() -> type:
 
 
 def private_reactor() -> Any:
-    """A new reactor for a thread of its own (not installed as ``twisted.internet.reactor``)."""
-    from twisted.protocols.tls import TLSMemoryBIOFactory
+    """A new reactor for a thread of its own (not installed as ``twisted.internet.reactor``).
+
+    Its servers' TLS batches writes on it, not on the global reactor: the servers listen through
+    :class:`~mockllm.http.eager.EagerListening`, whose ``listenSSL`` times TLS by the reactor it wraps.
+    """
 
     class PrivateReactor(_reactor_base()):
-        """Leaves the global reactor's I/O thread alone; TLS write batching uses this reactor."""
+        """Leaves the global reactor's I/O thread alone."""
 
         _registerAsIOThread = False
-
-        def listenSSL(self, port, factory, contextFactory, backlog=50, interface=""):
-            """TLS over TCP, timed by this reactor (Twisted's default times it by the global one)."""
-            listening = self.listenTCP(port, TLSMemoryBIOFactory(contextFactory, False, factory, self), backlog, interface)
-            listening._type = "TLS"
-            return listening
 
     return PrivateReactor()
 
